@@ -1,0 +1,10 @@
+//! Shared core of the OPNet native data path.
+//!
+//! It reads Bitcoin Core's on-disk formats strictly read-only, keeps the
+//! scripthash → UTXO index and keeps it equal to Bitcoin Core's UTXO set through
+//! blocks and reorgs. The plugin (`crates/plugin`) and the loader (`crates/host`)
+//! build on it; the napi addon uses only its client side.
+
+pub mod network;
+
+pub use network::Network;
