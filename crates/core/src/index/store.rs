@@ -1,0 +1,293 @@
+//! The index LevelDB (rusty-leveldb): opening it with the right options, atomic
+//! commits, and the reads the sync engine and the query path need.
+//!
+//! rusty-leveldb's `DB` is `Send` but not `Sync`, so it lives behind a mutex. Writes
+//! are one `WriteBatch` per block (entries + undo record + metadata together), so a
+//! crash leaves the index at block N or N+1, never in between.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusty_leveldb::{LdbIterator, Options, WriteBatch, DB};
+
+use super::entry::UtxoValue;
+use super::keys::{self, ScriptHash, UtxoKey, META_KEY, UNDO_PREFIX, UTXO_PREFIX};
+use super::meta::IndexMeta;
+use super::undo::UndoRecord;
+use super::IndexError;
+use crate::network::Network;
+
+/// Tuning of the index database (OIP §12.1 defaults).
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// LevelDB block cache: hot index blocks kept in memory.
+    pub block_cache_bytes: usize,
+    /// Memtable size before it is flushed to a table file.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            block_cache_bytes: 256 << 20,
+            write_buffer_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The changes of one atomic commit, in the index's key layout.
+#[derive(Default)]
+pub struct IndexBatch {
+    inner: WriteBatch,
+    ops: usize,
+}
+
+impl IndexBatch {
+    /// An empty batch.
+    pub fn new() -> IndexBatch {
+        IndexBatch::default()
+    }
+
+    /// Adds (or overwrites) a UTXO entry.
+    pub fn put_utxo(&mut self, key: &UtxoKey, value: &UtxoValue) {
+        self.inner.put(&key.encode(), &value.to_bytes());
+        self.ops += 1;
+    }
+
+    /// Adds a UTXO entry whose value is already serialized (the scan's hot path).
+    pub fn put_utxo_raw(&mut self, key: &[u8], value: &[u8]) {
+        self.inner.put(key, value);
+        self.ops += 1;
+    }
+
+    /// Removes a UTXO entry.
+    pub fn delete_utxo(&mut self, key: &UtxoKey) {
+        self.inner.delete(&key.encode());
+        self.ops += 1;
+    }
+
+    /// Stores the undo record of a block.
+    pub fn put_undo(&mut self, record: &UndoRecord) {
+        self.inner
+            .put(&keys::undo_key(record.height), &record.encode());
+        self.ops += 1;
+    }
+
+    /// Drops the undo record of the block at `height`.
+    pub fn delete_undo(&mut self, height: u32) {
+        self.inner.delete(&keys::undo_key(height));
+        self.ops += 1;
+    }
+
+    /// Number of operations queued.
+    pub fn len(&self) -> usize {
+        self.ops
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.ops == 0
+    }
+}
+
+/// The open index database.
+pub struct IndexStore {
+    dir: PathBuf,
+    network: Network,
+    db: Mutex<DB>,
+}
+
+impl IndexStore {
+    /// Opens (creating if missing) the index in `dir` and reads its metadata, refusing
+    /// an index of another network or schema. `None` metadata means a new, empty index.
+    pub fn open(
+        dir: &Path,
+        network: Network,
+        options: &StoreOptions,
+    ) -> Result<(IndexStore, Option<IndexMeta>), IndexError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| IndexError::Io(format!("creating {}: {e}", dir.display())))?;
+        let opt = Options {
+            create_if_missing: true,
+            paranoid_checks: true,
+            block_cache_capacity_bytes: options.block_cache_bytes,
+            write_buffer_size: options.write_buffer_bytes,
+            ..Options::default()
+        };
+        let db = DB::open(dir, opt).map_err(|e| db_error("opening", dir, e))?;
+        let store = IndexStore {
+            dir: dir.to_path_buf(),
+            network,
+            db: Mutex::new(db),
+        };
+        let meta = store.read_meta()?;
+        Ok((store, meta))
+    }
+
+    /// Deletes an index directory and everything in it (a resync starts from nothing).
+    pub fn destroy(dir: &Path) -> Result<(), IndexError> {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(IndexError::Io(format!("removing {}: {e}", dir.display()))),
+        }
+    }
+
+    /// Directory of the database.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, DB>, IndexError> {
+        // A poisoned lock means a thread panicked mid-operation; LevelDB's own state is
+        // still consistent on disk, but we refuse to guess about the in-memory one.
+        self.db
+            .lock()
+            .map_err(|_| IndexError::Corrupt("index lock poisoned by a panic".into()))
+    }
+
+    fn get(db: &mut DB, key: &[u8]) -> Result<Option<Vec<u8>>, IndexError> {
+        let snapshot = db.get_snapshot();
+        db.get_at(&snapshot, key)
+            .map(|v| v.map(|b| b.to_vec()))
+            .map_err(|e| IndexError::Db(format!("reading index: {e}")))
+    }
+
+    /// Reads the metadata record.
+    pub fn read_meta(&self) -> Result<Option<IndexMeta>, IndexError> {
+        let mut db = self.lock()?;
+        match Self::get(&mut db, META_KEY)? {
+            None => Ok(None),
+            Some(bytes) => IndexMeta::decode(&bytes, self.network).map(Some),
+        }
+    }
+
+    /// Looks up one UTXO entry.
+    pub fn get_utxo(&self, key: &UtxoKey) -> Result<Option<UtxoValue>, IndexError> {
+        let mut db = self.lock()?;
+        match Self::get(&mut db, &key.encode())? {
+            None => Ok(None),
+            Some(bytes) => UtxoValue::decode(&bytes).map(Some),
+        }
+    }
+
+    /// Reads the undo record of the block at `height`, if still retained.
+    pub fn get_undo(&self, height: u32) -> Result<Option<UndoRecord>, IndexError> {
+        let mut db = self.lock()?;
+        match Self::get(&mut db, &keys::undo_key(height))? {
+            None => Ok(None),
+            Some(bytes) => {
+                let rec = UndoRecord::decode(&bytes)?;
+                if rec.height != height {
+                    return Err(IndexError::Corrupt(format!(
+                        "undo record under height {height} says height {}",
+                        rec.height
+                    )));
+                }
+                Ok(Some(rec))
+            }
+        }
+    }
+
+    /// Applies `batch` and the new metadata atomically, flushed to the OS before it
+    /// returns (a killed process loses nothing that was committed).
+    pub fn commit(&self, mut batch: IndexBatch, meta: &IndexMeta) -> Result<(), IndexError> {
+        batch.inner.put(META_KEY, &meta.encode());
+        let mut db = self.lock()?;
+        db.write(batch.inner, true)
+            .map_err(|e| db_error("writing", &self.dir, e))
+    }
+
+    /// Up to `limit` UTXOs of a script, in key order, starting after `after` (a cursor:
+    /// the last key of the previous page). The flag says whether more remain.
+    pub fn script_utxos(
+        &self,
+        script_hash: &ScriptHash,
+        after: Option<&UtxoKey>,
+        limit: usize,
+    ) -> Result<(Vec<(UtxoKey, UtxoValue)>, bool), IndexError> {
+        let start = match after {
+            Some(k) => {
+                if &k.script_hash != script_hash {
+                    return Err(IndexError::BadCursor);
+                }
+                k.encode().to_vec()
+            }
+            None => keys::script_range_start(script_hash).to_vec(),
+        };
+        let end = keys::script_range_end(script_hash);
+        let mut out = Vec::new();
+        let mut more = false;
+        self.scan_range(&start, &end, |k, v| {
+            if after.is_some() && k == start.as_slice() {
+                return Ok(true);
+            }
+            if out.len() == limit {
+                more = true;
+                return Ok(false);
+            }
+            let key = UtxoKey::decode(k)
+                .ok_or_else(|| IndexError::Corrupt("malformed UTXO key".into()))?;
+            out.push((key, UtxoValue::decode(v)?));
+            Ok(true)
+        })?;
+        Ok((out, more))
+    }
+
+    /// Calls `f` for every UTXO entry in key order (verification and statistics).
+    pub fn for_each_utxo(
+        &self,
+        mut f: impl FnMut(UtxoKey, UtxoValue) -> Result<(), IndexError>,
+    ) -> Result<(), IndexError> {
+        self.scan_range(&[UTXO_PREFIX], &[UTXO_PREFIX + 1], |k, v| {
+            let key = UtxoKey::decode(k)
+                .ok_or_else(|| IndexError::Corrupt("malformed UTXO key".into()))?;
+            f(key, UtxoValue::decode(v)?)?;
+            Ok(true)
+        })
+    }
+
+    /// Heights that have an undo record, ascending.
+    pub fn undo_heights(&self) -> Result<Vec<u32>, IndexError> {
+        let mut heights = Vec::new();
+        self.scan_range(&[UNDO_PREFIX], &[UNDO_PREFIX + 1], |k, _| {
+            heights.push(
+                keys::undo_key_height(k)
+                    .ok_or_else(|| IndexError::Corrupt("malformed undo key".into()))?,
+            );
+            Ok(true)
+        })?;
+        Ok(heights)
+    }
+
+    /// Visits keys in `[start, end)` under one snapshot until `f` returns false.
+    fn scan_range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<bool, IndexError>,
+    ) -> Result<(), IndexError> {
+        let mut db = self.lock()?;
+        let mut it = db
+            .new_iter()
+            .map_err(|e| IndexError::Db(format!("iterating index: {e}")))?;
+        it.seek(start);
+        while it.valid() {
+            let Some((k, v)) = it.current() else { break };
+            if k.as_ref() >= end {
+                break;
+            }
+            if !f(&k, &v)? {
+                break;
+            }
+            if !it.advance() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn db_error(action: &str, dir: &Path, e: rusty_leveldb::Status) -> IndexError {
+    IndexError::Db(format!("{action} index {}: {e}", dir.display()))
+}
