@@ -36,30 +36,55 @@ pub use varint::{
 pub enum FormatError {
     /// The input ended inside `what`: `needed` bytes were required at `offset`.
     Truncated {
+        /// The field or structure being decoded.
         what: &'static str,
+        /// Where the missing bytes should have started.
         offset: u64,
+        /// How many bytes were required there.
         needed: u64,
     },
     /// The bytes of `what` at `offset` are present but not a valid encoding.
     Invalid {
+        /// The field or structure being decoded.
         what: &'static str,
+        /// Where the field starts.
         offset: u64,
+        /// What is wrong with it.
         detail: String,
     },
     /// `what` decoded completely but `extra` unexpected bytes follow it at `offset`.
     TrailingBytes {
+        /// The structure that ended early.
         what: &'static str,
+        /// Where the unexpected bytes start.
         offset: u64,
+        /// How many there are.
         extra: u64,
+    },
+    /// Well-formed data that does not fit what it was paired with (for example
+    /// spent outputs whose shape differs from their block's inputs).
+    Mismatch {
+        /// What was compared.
+        what: &'static str,
+        /// How they differ.
+        detail: String,
     },
     /// A record of a `blk*.dat`/`rev*.dat` file (or its `xor.dat`) is malformed.
     BadRecord {
+        /// The file.
         path: String,
+        /// Offset of the record (or of the payload a caller asked for) in the file.
         offset: u64,
+        /// What is wrong with it.
         detail: String,
     },
     /// The operating system failed to open or read `path`.
-    Io { path: String, detail: String },
+    Io {
+        /// The file.
+        path: String,
+        /// The operating system's error, with the read that failed.
+        detail: String,
+    },
 }
 
 impl FormatError {
@@ -123,6 +148,7 @@ impl fmt::Display for FormatError {
                 f,
                 "{extra} unexpected trailing byte(s) after {what} at offset {offset}"
             ),
+            FormatError::Mismatch { what, detail } => write!(f, "{what} mismatch: {detail}"),
             FormatError::BadRecord {
                 path,
                 offset,

@@ -183,9 +183,8 @@ fn read_plain_txout(r: &mut Reader<'_>) -> Result<SpentOutput> {
 /// instead of a wrong index.
 pub fn check_spent_matches(block: &bitcoin::Block, spent: &BlockSpent) -> Result<()> {
     if spent.len() != block.txdata.len() {
-        return Err(FormatError::Invalid {
-            what: "spent outputs",
-            offset: 0,
+        return Err(FormatError::Mismatch {
+            what: "spent outputs and block",
             detail: format!(
                 "{} transaction lists for a block of {} transactions ({})",
                 spent.len(),
@@ -197,9 +196,8 @@ pub fn check_spent_matches(block: &bitcoin::Block, spent: &BlockSpent) -> Result
     for (i, (tx, list)) in block.txdata.iter().zip(spent).enumerate() {
         let expected = if i == 0 { 0 } else { tx.input.len() };
         if list.len() != expected {
-            return Err(FormatError::Invalid {
-                what: "spent outputs",
-                offset: 0,
+            return Err(FormatError::Mismatch {
+                what: "spent outputs and block",
                 detail: format!(
                     "transaction {i} ({}) of block {} has {expected} inputs to undo but {} spent outputs",
                     tx.compute_txid(),
