@@ -5,6 +5,7 @@
 //! blocks and reorgs. The plugin (`crates/plugin`) and the loader (`crates/host`)
 //! build on it; the napi addon uses only its client side.
 
+pub mod format;
 #[cfg(feature = "engine")]
 pub mod index;
 pub mod network;
