@@ -46,13 +46,14 @@ fn key_for(i: u64) -> Vec<u8> {
 }
 
 fn options(compress: bool) -> Options {
-    let mut o = Options::default();
-    o.create_if_missing = true;
-    o.write_buffer_size = 64 * 1024;
-    o.max_file_size = 128 * 1024;
-    o.block_size = 2048;
-    o.compressor = if compress { SnappyCompressor::ID } else { 0 };
-    o
+    Options {
+        create_if_missing: true,
+        write_buffer_size: 64 * 1024,
+        max_file_size: 128 * 1024,
+        block_size: 2048,
+        compressor: if compress { SnappyCompressor::ID } else { 0 },
+        ..Options::default()
+    }
 }
 
 struct Built {
@@ -355,8 +356,10 @@ fn copy_dir(from: &Path, to: &Path) {
 fn rusty_view(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(dir, tmp.path());
-    let mut o = Options::default();
-    o.create_if_missing = false;
+    let o = Options {
+        create_if_missing: false,
+        ..Options::default()
+    };
     let mut db = DB::open(tmp.path(), o).expect("rusty-leveldb opens the copy");
     let mut it = db.new_iter().unwrap();
     let mut out = Vec::new();
@@ -454,17 +457,25 @@ fn missing_directory_is_an_error() {
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
 
-/// Scan speed over a large uncompressed database: `cargo test --release -p opnet --test
+/// Scan speed over a large database: `cargo test --release -p opnet --test
 /// leveldb_reader -- --ignored --nocapture scan_speed`.
 #[test]
 #[ignore]
 fn scan_speed() {
+    scan_speed_with(false);
+    scan_speed_with(true);
+}
+
+fn scan_speed_with(compress: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let n: u64 = 2_000_000;
     {
-        let mut o = Options::default();
-        o.write_buffer_size = 4 << 20;
-        o.max_file_size = 32 << 20;
+        let o = Options {
+            write_buffer_size: 4 << 20,
+            max_file_size: 32 << 20,
+            compressor: if compress { SnappyCompressor::ID } else { 0 },
+            ..Options::default()
+        };
         let mut db = DB::open(tmp.path(), o).unwrap();
         let mut rng = Rng(7);
         for chunk in 0..n / 1000 {
@@ -482,6 +493,11 @@ fn scan_speed() {
     }
     let db = ReadOnlyDb::open(tmp.path()).unwrap();
     let size = db.approximate_size();
+    eprintln!(
+        "snappy: {compress}; tables per level {:?}; {} keys in the log",
+        db.table_counts(),
+        db.log_key_count()
+    );
     // Warm the page cache, then time.
     let _ = collect(&db, b"", None);
     for round in 0..3 {

@@ -165,7 +165,7 @@ impl BlockCursor {
         // The last restart point whose key is < target (or the first one).
         let (mut lo, mut hi) = (0usize, self.num_restarts - 1);
         while lo < hi {
-            let mid = lo + (hi - lo + 1) / 2;
+            let mid = lo + (hi - lo).div_ceil(2);
             let k = self.restart_key(data, mid)?;
             if k.len() < 8 {
                 return err(

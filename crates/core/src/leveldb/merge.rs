@@ -111,6 +111,8 @@ impl<'a> LevelIter<'a> {
 
 type MemRange<'a> = btree_map::Range<'a, Box<[u8]>, MemEntry>;
 
+// Few sources, used in the hot loop: no boxing.
+#[allow(clippy::large_enum_variant)]
 enum Source<'a> {
     Mem {
         iter: MemRange<'a>,

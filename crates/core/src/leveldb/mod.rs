@@ -26,6 +26,9 @@ mod merge;
 mod table;
 mod write_batch;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
@@ -317,7 +320,7 @@ impl ReadOnlyDb {
                 v.push(TableFile { meta, path });
             }
             let disjoint = if level == 0 {
-                v.sort_by(|a, b| b.meta.number.cmp(&a.meta.number));
+                v.sort_by_key(|f| std::cmp::Reverse(f.meta.number));
                 false
             } else {
                 v.sort_by(|a, b| cmp_internal(&a.meta.smallest, &b.meta.smallest));
@@ -360,6 +363,16 @@ impl ReadOnlyDb {
             tables: TableCache::default(),
             total_size,
         })
+    }
+
+    /// The number of live table files in each level (for diagnostics).
+    pub fn table_counts(&self) -> Vec<usize> {
+        self.levels.iter().map(|l| l.files.len()).collect()
+    }
+
+    /// The number of distinct keys recovered from the logs (live or deleted).
+    pub fn log_key_count(&self) -> usize {
+        self.mem.len()
     }
 
     /// The directory the database was opened from.

@@ -193,6 +193,25 @@ impl Table {
         Ok(table)
     }
 
+    /// (offset, size) of every data block, then of the index block (tests corrupt them).
+    #[cfg(test)]
+    pub(crate) fn block_handles(&self) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut c = BlockCursor::new();
+        if c.init(&self.index).is_ok() {
+            let mut ok = c.seek_to_first(&self.index).unwrap_or(false);
+            while ok {
+                let mut p = 0;
+                if let Some(h) = decode_handle(c.value(&self.index), &mut p) {
+                    out.push((h.offset, h.size));
+                }
+                ok = c.next(&self.index).unwrap_or(false);
+            }
+        }
+        out.push((self.index_off, self.index.len() as u64));
+        out
+    }
+
     fn index_err(&self, e: BlockError) -> LdbError {
         corrupt(
             &self.path,
