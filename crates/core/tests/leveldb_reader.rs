@@ -1,6 +1,8 @@
 //! The read-only LevelDB reader against databases written by rusty-leveldb and by
 //! Bitcoin Core (the regtest fixtures).
 
+#![cfg(feature = "engine")]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -631,3 +631,41 @@ fn mutated_blocks_with_valid_checksums_never_panic() {
     }
     assert!(errors > 0);
 }
+
+#[test]
+fn narrow_ranges_open_few_tables() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = build(tmp.path(), false, 80_000, 10, true);
+    let db = ReadOnlyDb::open(tmp.path()).unwrap();
+    let total: usize = db.table_counts().iter().sum();
+    let opened = |db: &ReadOnlyDb| db.tables.inner.lock().unwrap().map.len();
+    assert_eq!(opened(&db), 0, "open() reads no table");
+    let keys: Vec<&Vec<u8>> = model.keys().collect();
+    let (start, end) = (keys[keys.len() / 2], keys[keys.len() / 2 + 20]);
+    let mut it = db.range(start, Some(end)).unwrap();
+    let mut n = 0;
+    while it.advance().unwrap() {
+        n += 1;
+    }
+    assert_eq!(n, 20);
+    // At most the level-0 tables, one per deeper level, and one more if the range
+    // crosses a table boundary.
+    let deep = db
+        .levels
+        .iter()
+        .skip(1)
+        .filter(|l| !l.files.is_empty())
+        .count();
+    let limit = db.levels[0].files.len() + deep + 1;
+    assert!(
+        total > limit,
+        "want more tables ({total}) than a narrow range may open ({limit})"
+    );
+    assert!(
+        opened(&db) <= limit,
+        "opened {} of {total} tables",
+        opened(&db)
+    );
+    let _ = db.get(start).unwrap();
+    assert!(opened(&db) <= limit + 2);
+}
