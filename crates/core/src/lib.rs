@@ -6,8 +6,11 @@
 //! build on it; the napi addon uses only its client side.
 
 pub mod format;
+pub mod network;
+
 #[cfg(feature = "engine")]
 pub mod index;
-pub mod network;
+#[cfg(feature = "engine")]
+pub mod leveldb;
 
 pub use network::Network;
