@@ -9,8 +9,18 @@ pub mod format;
 pub mod network;
 
 #[cfg(feature = "engine")]
+pub mod chainstate;
+#[cfg(feature = "engine")]
+pub mod datadir;
+#[cfg(feature = "engine")]
 pub mod index;
 #[cfg(feature = "engine")]
 pub mod leveldb;
+#[cfg(feature = "engine")]
+pub mod replay;
+#[cfg(feature = "engine")]
+pub mod source;
+#[cfg(feature = "engine")]
+pub mod sync;
 
 pub use network::Network;

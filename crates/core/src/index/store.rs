@@ -112,9 +112,26 @@ impl IndexStore {
             paranoid_checks: true,
             block_cache_capacity_bytes: options.block_cache_bytes,
             write_buffer_size: options.write_buffer_bytes,
+            // rusty-leveldb would append to a log whose tail a crash tore, and the
+            // next recovery then splices the torn bytes into a record and panics
+            // (found by tests/crash_restart.rs). A fresh log after every open
+            // keeps a torn tail at the very end, where recovery drops it.
+            reuse_logs: false,
+            reuse_manifest: false,
             ..Options::default()
         };
-        let db = DB::open(dir, opt).map_err(|e| db_error("opening", dir, e))?;
+        // Any other panic in rusty-leveldb's recovery is reported as corruption
+        // rather than taking the host process down.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| DB::open(dir, opt)));
+        let db = match opened {
+            Ok(result) => result.map_err(|e| db_error("opening", dir, e))?,
+            Err(_) => {
+                return Err(IndexError::Corrupt(format!(
+                    "LevelDB recovery of {} failed",
+                    dir.display()
+                )))
+            }
+        };
         let store = IndexStore {
             dir: dir.to_path_buf(),
             network,

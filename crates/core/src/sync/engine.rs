@@ -1,0 +1,726 @@
+//! The sync engine: fresh scan, catch-up (with rollback to the fork point) and live
+//! connect/disconnect, keeping the index equal to the chain source's UTXO set.
+//!
+//! Crash safety rests on two rules. Every block is one atomic commit (entries, undo
+//! record and metadata together), so a killed process restarts at block N or N+1.
+//! A scan is built in `index.scan/` and only renamed to `index/` once complete, so a
+//! killed scan leaves the previous index (or none) untouched; the next start deletes
+//! the partial scan and scans again from scratch. We restart rather than resume
+//! because the chainstate a restarted scan sees may be at another block than the
+//! one the partial entries came from: merging the two would be wrong, and a scan
+//! takes minutes.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bitcoin::hashes::Hash;
+use bitcoin::{Block, BlockHash};
+
+use super::delta::block_delta;
+use super::scan::scan_chainstate;
+use super::status::{SyncPhase, SyncStatus};
+use super::SyncError;
+use crate::chainstate::{Chainstate, ChainstateError};
+use crate::format::undo::BlockSpent;
+use crate::index::{BlockRef, IndexBatch, IndexMeta, IndexStore, StoreOptions, SyncState, UtxoKey};
+use crate::network::Network;
+use crate::source::{ChainSource, SourceError};
+
+/// Default number of blocks whose undo records are kept (OIP §7.2).
+pub const DEFAULT_UNDO_RETENTION: u32 = 200;
+
+/// How the engine is set up.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Directory owned by OPNet (`<datadir>/opnet` by default); the index lives in
+    /// `index/` below it.
+    pub opnet_dir: PathBuf,
+    pub network: Network,
+    pub store: StoreOptions,
+    /// Blocks of undo history kept; a reorg deeper than this forces a resync.
+    pub undo_retention: u32,
+    /// Chainstate reader threads for a fresh scan.
+    pub readers: usize,
+}
+
+impl EngineConfig {
+    /// Defaults: OIP cache sizes, 200 blocks of undo, max(2, cores − 2) readers.
+    pub fn new(opnet_dir: &Path, network: Network) -> EngineConfig {
+        EngineConfig {
+            opnet_dir: opnet_dir.to_path_buf(),
+            network,
+            store: StoreOptions::default(),
+            undo_retention: DEFAULT_UNDO_RETENTION,
+            readers: default_readers(),
+        }
+    }
+
+    fn index_dir(&self) -> PathBuf {
+        self.opnet_dir.join("index")
+    }
+
+    fn scan_dir(&self) -> PathBuf {
+        self.opnet_dir.join("index.scan")
+    }
+}
+
+/// max(2, cores − 2): leave cores to bitcoind, but always read in parallel.
+pub fn default_readers() -> usize {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    cores.saturating_sub(2).max(2)
+}
+
+/// A block applied to or removed from the index, as subscribers are told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockEvent {
+    pub connected: bool,
+    /// Event sequence number: +1 per event, persisted, never reused.
+    pub seq: u64,
+    pub height: u32,
+    pub hash: [u8; 32],
+    pub prev_hash: [u8; 32],
+    /// UTXO keys that appeared and disappeared.
+    pub added: Vec<UtxoKey>,
+    pub removed: Vec<UtxoKey>,
+}
+
+/// A chain notification from the host (bitcoind's callbacks, a follower, a replay).
+#[derive(Clone, Debug)]
+pub enum ChainEvent {
+    Connected {
+        block: Arc<Block>,
+        height: u32,
+        spent: Arc<BlockSpent>,
+    },
+    Disconnected {
+        hash: BlockHash,
+        height: u32,
+    },
+}
+
+/// Where a catch-up ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CatchUp {
+    /// The index equals the source's tip.
+    AtTip {
+        height: u32,
+        disconnected: u32,
+        connected: u32,
+    },
+    /// The source's tip is an ancestor of the index's tip: nothing to do until it
+    /// catches up (the index never rolls back to a lagging source).
+    SourceBehind {
+        index_height: u32,
+        source_height: u32,
+    },
+}
+
+/// Opens a chainstate snapshot to scan.
+pub type ChainstateOpener<'a> = &'a dyn Fn() -> Result<Chainstate, ChainstateError>;
+
+type Observer = Box<dyn FnMut(&BlockEvent) + Send>;
+
+/// The index and the logic that keeps it in step with the chain.
+pub struct Engine {
+    config: EngineConfig,
+    store: Option<Arc<IndexStore>>,
+    meta: Option<IndexMeta>,
+    status: Arc<SyncStatus>,
+    cancel: Arc<AtomicBool>,
+    observer: Option<Observer>,
+}
+
+impl Engine {
+    /// Opens the index under `config.opnet_dir`, finishing or discarding a scan an
+    /// earlier process left behind. Refuses an index of another network or schema.
+    pub fn open(config: EngineConfig) -> Result<Engine, SyncError> {
+        std::fs::create_dir_all(&config.opnet_dir)
+            .map_err(|e| SyncError::Io(format!("creating {}: {e}", config.opnet_dir.display())))?;
+        recover_scan_dir(&config)?;
+        let mut engine = Engine {
+            config,
+            store: None,
+            meta: None,
+            status: Arc::new(SyncStatus::new()),
+            cancel: Arc::new(AtomicBool::new(false)),
+            observer: None,
+        };
+        if engine.config.index_dir().exists() {
+            let (store, meta) = IndexStore::open(
+                &engine.config.index_dir(),
+                engine.config.network,
+                &engine.config.store,
+            )?;
+            engine.store = Some(Arc::new(store));
+            engine.meta = meta;
+            engine.prune_undo_below_retention()?;
+        }
+        if let Some(m) = &engine.meta {
+            engine.status.set_heights(m.tip.height, m.tip.height);
+            tracing::info!(height = m.tip.height, state = ?m.state, utxos = m.utxo_count, "opened index");
+        }
+        Ok(engine)
+    }
+
+    /// Calls `f` after every block the index connects or disconnects.
+    pub fn set_observer(&mut self, f: impl FnMut(&BlockEvent) + Send + 'static) {
+        self.observer = Some(Box::new(f));
+    }
+
+    /// The metadata of the current index, `None` before the first scan completes.
+    pub fn meta(&self) -> Option<&IndexMeta> {
+        self.meta.as_ref()
+    }
+
+    /// The index store, for queries. `None` before the first scan completes.
+    pub fn store(&self) -> Option<Arc<IndexStore>> {
+        self.store.clone()
+    }
+
+    /// Shared progress counters.
+    pub fn status(&self) -> Arc<SyncStatus> {
+        self.status.clone()
+    }
+
+    /// Set to true to stop a running scan (shutdown); the scan returns `Cancelled`.
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// True when the index must be (re)built from a chainstate.
+    pub fn needs_scan(&self) -> bool {
+        !matches!(&self.meta, Some(m) if m.state == SyncState::Ready)
+    }
+
+    /// Brings the index to the source's tip: a fresh scan when there is no usable
+    /// index (none yet, or stale after a too-deep reorg), then catch-up.
+    pub fn sync(
+        &mut self,
+        source: &dyn ChainSource,
+        chainstate: ChainstateOpener,
+    ) -> Result<CatchUp, SyncError> {
+        self.check_network(source)?;
+        // A reorg deeper than the undo log right after a scan would loop forever;
+        // two rounds are enough for any real chain.
+        for _ in 0..3 {
+            if self.needs_scan() {
+                self.fresh_scan(source, chainstate)?;
+            }
+            match self.catch_up(source) {
+                Err(SyncError::NeedsResync(why)) => {
+                    tracing::warn!(%why, "index must be rebuilt");
+                    continue;
+                }
+                other => return other,
+            }
+        }
+        Err(SyncError::NeedsResync(
+            "the chain keeps reorganizing deeper than the undo log".into(),
+        ))
+    }
+
+    fn check_network(&self, source: &dyn ChainSource) -> Result<(), SyncError> {
+        if source.network() != self.config.network {
+            return Err(SyncError::WrongNetwork {
+                index: self.config.network,
+                source: source.network(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts an empty index at the network's genesis block, for a chain replayed
+    /// from its start (the genesis coinbase is unspendable, so the set is empty).
+    pub fn init_at_genesis(&mut self) -> Result<(), SyncError> {
+        if self.meta.is_some() {
+            return Err(SyncError::NotReady("an index already exists here".into()));
+        }
+        // A run killed before its first commit leaves an open, empty store: reuse it.
+        let store = match self.store.take() {
+            Some(store) => store,
+            None => Arc::new(
+                IndexStore::open(
+                    &self.config.index_dir(),
+                    self.config.network,
+                    &self.config.store,
+                )?
+                .0,
+            ),
+        };
+        let genesis = BlockRef {
+            height: 0,
+            hash: self.config.network.genesis_hash().to_byte_array(),
+        };
+        let meta = IndexMeta {
+            network: self.config.network,
+            state: SyncState::Ready,
+            tip: genesis,
+            snapshot: genesis,
+            utxo_count: 0,
+            total_amount: 0,
+            event_seq: 0,
+        };
+        store.commit(IndexBatch::new(), &meta)?;
+        self.store = Some(store);
+        self.meta = Some(meta);
+        Ok(())
+    }
+
+    /// Builds a new index from a chainstate snapshot at its best block, with undo
+    /// records for the blocks below it (from the source's undo data) so a reorg
+    /// across the snapshot is still undone exactly. Replaces the current index only
+    /// once complete.
+    pub fn fresh_scan(
+        &mut self,
+        source: &dyn ChainSource,
+        chainstate: ChainstateOpener,
+    ) -> Result<(), SyncError> {
+        self.check_network(source)?;
+        let cs = chainstate()?;
+        let best = cs.best_block();
+        let info = source
+            .header(&best)?
+            .ok_or_else(|| SyncError::SnapshotUnknown(best.to_string()))?;
+        tracing::info!(dir = %cs.dir().display(), height = info.height, block = %best, "scanning chainstate");
+        let scan_dir = self.config.scan_dir();
+        IndexStore::destroy(&scan_dir)?;
+        let (store, _) = IndexStore::open(&scan_dir, self.config.network, &self.config.store)?;
+        let at = BlockRef {
+            height: info.height,
+            hash: best.to_byte_array(),
+        };
+        let mut meta = IndexMeta {
+            network: self.config.network,
+            state: SyncState::Scanning,
+            tip: at,
+            snapshot: at,
+            utxo_count: 0,
+            total_amount: 0,
+            event_seq: self.meta.as_ref().map(|m| m.event_seq).unwrap_or(0),
+        };
+        store.commit(IndexBatch::new(), &meta)?;
+        let totals = scan_chainstate(
+            &cs,
+            &store,
+            &meta,
+            self.config.readers,
+            &self.status,
+            &self.cancel,
+        )?;
+        drop(cs);
+        meta.utxo_count = totals.utxos;
+        meta.total_amount = totals.amount;
+        let undo = synthesize_undo(source, best, info.height, self.config.undo_retention)?;
+        meta.state = SyncState::Ready;
+        store.commit(undo, &meta)?;
+        drop(store);
+        // Swap the finished scan in.
+        self.store = None;
+        install_scan_dir(&self.config)?;
+        let (store, reopened) = IndexStore::open(
+            &self.config.index_dir(),
+            self.config.network,
+            &self.config.store,
+        )?;
+        self.store = Some(Arc::new(store));
+        self.meta = reopened;
+        self.status.set_heights(info.height, info.height);
+        Ok(())
+    }
+
+    /// Rolls back to the fork point with the source's chain (through the undo log),
+    /// then connects the source's blocks up to its tip.
+    pub fn catch_up(&mut self, source: &dyn ChainSource) -> Result<CatchUp, SyncError> {
+        self.check_network(source)?;
+        self.status.set_phase(SyncPhase::CatchingUp);
+        let mut disconnected = 0;
+        let mut connected = 0;
+        // The source may move while we work (a follower's node mines on); start
+        // over when a block no longer fits, a bounded number of times.
+        for _ in 0..16 {
+            let tip = source.tip()?;
+            loop {
+                let ours = self.ready_meta()?.tip;
+                let on_source = source
+                    .hash_at_height(ours.height)?
+                    .map(|h| h.to_byte_array());
+                if on_source == Some(ours.hash) {
+                    break;
+                }
+                if ours.height > tip.height
+                    && self.our_hash_at(tip.height)? == Some(tip.hash.to_byte_array())
+                {
+                    self.status.set_phase(SyncPhase::Live);
+                    return Ok(CatchUp::SourceBehind {
+                        index_height: ours.height,
+                        source_height: tip.height,
+                    });
+                }
+                self.disconnect_tip()?;
+                disconnected += 1;
+            }
+            let from = self.ready_meta()?.tip.height + 1;
+            self.status.set_heights(from - 1, tip.height);
+            let mut moved = false;
+            for height in from..=tip.height {
+                let Some(hash) = source.hash_at_height(height)? else {
+                    moved = true;
+                    break;
+                };
+                if self.cancel.load(Ordering::Relaxed) {
+                    return Err(SyncError::Cancelled);
+                }
+                let block = source.block(&hash)?;
+                let spent = source.spent_outputs(&hash)?;
+                match self.connect(&block, height, &spent) {
+                    Ok(()) => connected += 1,
+                    Err(SyncError::NotOnTip { .. }) => {
+                        moved = true;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+                if height % 1000 == 0 {
+                    tracing::info!(height, target = tip.height, "catching up");
+                }
+            }
+            if !moved {
+                let height = self.ready_meta()?.tip.height;
+                self.status.set_heights(height, height);
+                self.status.set_phase(SyncPhase::Live);
+                return Ok(CatchUp::AtTip {
+                    height,
+                    disconnected,
+                    connected,
+                });
+            }
+        }
+        Err(SyncError::Source(SourceError::Unavailable(
+            "the source's chain kept changing during catch-up".into(),
+        )))
+    }
+
+    /// Applies a host notification. Idempotent: a block already applied is skipped,
+    /// and anything that does not fit the index's tip is resolved by a catch-up
+    /// against the source, which is the truth.
+    pub fn handle_event(
+        &mut self,
+        event: &ChainEvent,
+        source: &dyn ChainSource,
+    ) -> Result<(), SyncError> {
+        let tip = self.ready_meta()?.tip;
+        match event {
+            ChainEvent::Connected {
+                block,
+                height,
+                spent,
+            } => {
+                let hash = block.block_hash().to_byte_array();
+                if *height == tip.height + 1
+                    && block.header.prev_blockhash.to_byte_array() == tip.hash
+                {
+                    return self.connect(block, *height, spent);
+                }
+                if *height <= tip.height && self.our_hash_at(*height)? == Some(hash) {
+                    return Ok(());
+                }
+            }
+            ChainEvent::Disconnected { hash, height } => {
+                let hash = hash.to_byte_array();
+                if *height == tip.height && hash == tip.hash {
+                    return self.disconnect_tip();
+                }
+                if *height > tip.height || self.our_hash_at(*height)? != Some(hash) {
+                    return Ok(());
+                }
+            }
+        }
+        self.catch_up(source).map(|_| ())
+    }
+
+    /// Connects `block` at `height` on top of the index's tip, in one atomic commit.
+    pub fn connect(
+        &mut self,
+        block: &Block,
+        height: u32,
+        spent: &BlockSpent,
+    ) -> Result<(), SyncError> {
+        let meta = self.ready_meta()?.clone();
+        let store = self.ready_store()?;
+        let prev = block.header.prev_blockhash.to_byte_array();
+        if height != meta.tip.height + 1 || prev != meta.tip.hash {
+            return Err(SyncError::NotOnTip {
+                block: block.block_hash().to_string(),
+                height,
+                tip_height: meta.tip.height,
+            });
+        }
+        let delta = block_delta(block, height, spent, &mut |k| store.get_utxo(k))?;
+        let mut batch = IndexBatch::new();
+        for (k, _) in &delta.undo.spent {
+            batch.delete_utxo(k);
+        }
+        for (k, v) in &delta.created {
+            batch.put_utxo(k, v);
+        }
+        let retention = self.config.undo_retention;
+        if retention > 0 {
+            batch.put_undo(&delta.undo);
+            if height >= retention {
+                batch.delete_undo(height - retention);
+            }
+        }
+        let utxo_count = (meta.utxo_count + delta.created.len() as u64)
+            .checked_sub(delta.undo.spent.len() as u64)
+            .ok_or_else(|| {
+                SyncError::Inconsistent(format!(
+                    "block {height} spends more UTXOs than the index holds"
+                ))
+            })?;
+        let total_amount = (meta.total_amount + delta.created_amount)
+            .checked_sub(delta.spent_amount)
+            .ok_or_else(|| {
+                SyncError::Inconsistent(format!(
+                    "block {height} spends more sats than the index holds"
+                ))
+            })?;
+        let new_meta = IndexMeta {
+            tip: BlockRef {
+                height,
+                hash: delta.undo.block_hash,
+            },
+            utxo_count,
+            total_amount,
+            event_seq: meta.event_seq + 1,
+            ..meta
+        };
+        store.commit(batch, &new_meta)?;
+        let event = BlockEvent {
+            connected: true,
+            seq: new_meta.event_seq,
+            height,
+            hash: delta.undo.block_hash,
+            prev_hash: prev,
+            added: delta.undo.created,
+            removed: delta.undo.spent.into_iter().map(|(k, _)| k).collect(),
+        };
+        self.meta = Some(new_meta);
+        self.status
+            .set_heights(height, height.max(self.status.snapshot().target_height));
+        self.notify(&event);
+        Ok(())
+    }
+
+    /// Disconnects the index's tip block using its undo record. Without one (a reorg
+    /// deeper than the retention) the index is marked stale and `NeedsResync` returned.
+    pub fn disconnect_tip(&mut self) -> Result<(), SyncError> {
+        let meta = self.ready_meta()?.clone();
+        let store = self.ready_store()?;
+        let Some(undo) = store.get_undo(meta.tip.height)? else {
+            let stale = IndexMeta {
+                state: SyncState::Stale,
+                ..meta.clone()
+            };
+            store.commit(IndexBatch::new(), &stale)?;
+            self.meta = Some(stale);
+            return Err(SyncError::NeedsResync(format!(
+                "no undo record for height {} (retention {} blocks)",
+                meta.tip.height, self.config.undo_retention
+            )));
+        };
+        if undo.block_hash != meta.tip.hash {
+            return Err(SyncError::Index(crate::index::IndexError::Corrupt(
+                format!(
+                    "undo record at height {} is for another block",
+                    meta.tip.height
+                ),
+            )));
+        }
+        let mut batch = IndexBatch::new();
+        let mut created_amount = 0u64;
+        for k in &undo.created {
+            let v = store.get_utxo(k)?.ok_or_else(|| {
+                SyncError::Inconsistent(format!(
+                    "block {} created an output the index no longer holds",
+                    meta.tip.height
+                ))
+            })?;
+            created_amount += v.amount;
+            batch.delete_utxo(k);
+        }
+        let mut spent_amount = 0u64;
+        for (k, v) in &undo.spent {
+            spent_amount += v.amount;
+            batch.put_utxo(k, v);
+        }
+        batch.delete_undo(meta.tip.height);
+        let utxo_count = (meta.utxo_count + undo.spent.len() as u64)
+            .checked_sub(undo.created.len() as u64)
+            .ok_or_else(|| SyncError::Inconsistent("UTXO count underflow on disconnect".into()))?;
+        let total_amount = (meta.total_amount + spent_amount)
+            .checked_sub(created_amount)
+            .ok_or_else(|| SyncError::Inconsistent("amount underflow on disconnect".into()))?;
+        let new_meta = IndexMeta {
+            tip: BlockRef {
+                height: meta.tip.height - 1,
+                hash: undo.prev_hash,
+            },
+            utxo_count,
+            total_amount,
+            event_seq: meta.event_seq + 1,
+            ..meta.clone()
+        };
+        store.commit(batch, &new_meta)?;
+        let event = BlockEvent {
+            connected: false,
+            seq: new_meta.event_seq,
+            height: meta.tip.height,
+            hash: undo.block_hash,
+            prev_hash: undo.prev_hash,
+            added: undo.spent.into_iter().map(|(k, _)| k).collect(),
+            removed: undo.created,
+        };
+        self.meta = Some(new_meta);
+        self.status
+            .set_heights(meta.tip.height - 1, self.status.snapshot().target_height);
+        self.notify(&event);
+        Ok(())
+    }
+
+    fn notify(&mut self, event: &BlockEvent) {
+        tracing::debug!(
+            connected = event.connected,
+            height = event.height,
+            seq = event.seq,
+            "block applied"
+        );
+        if let Some(f) = self.observer.as_mut() {
+            f(event);
+        }
+    }
+
+    /// The hash the index has at `height` (known for the tip and the undo window).
+    fn our_hash_at(&self, height: u32) -> Result<Option<[u8; 32]>, SyncError> {
+        let meta = self.ready_meta()?;
+        if height == meta.tip.height {
+            return Ok(Some(meta.tip.hash));
+        }
+        if height > meta.tip.height {
+            return Ok(None);
+        }
+        Ok(self.ready_store()?.get_undo(height)?.map(|u| u.block_hash))
+    }
+
+    fn ready_meta(&self) -> Result<&IndexMeta, SyncError> {
+        match &self.meta {
+            Some(m) if m.state == SyncState::Ready => Ok(m),
+            Some(m) => Err(SyncError::NotReady(format!("index is {:?}", m.state))),
+            None => Err(SyncError::NotReady("no index yet".into())),
+        }
+    }
+
+    fn ready_store(&self) -> Result<Arc<IndexStore>, SyncError> {
+        self.store
+            .clone()
+            .ok_or_else(|| SyncError::NotReady("no index yet".into()))
+    }
+
+    /// Drops undo records that fell out of the window (e.g. retention was lowered).
+    fn prune_undo_below_retention(&mut self) -> Result<(), SyncError> {
+        let (Some(store), Some(meta)) = (&self.store, &self.meta) else {
+            return Ok(());
+        };
+        let keep_from = meta.tip.height.saturating_sub(self.config.undo_retention) + 1;
+        let mut batch = IndexBatch::new();
+        for h in store.undo_heights()? {
+            if h < keep_from || self.config.undo_retention == 0 {
+                batch.delete_undo(h);
+            }
+        }
+        if !batch.is_empty() {
+            store.commit(batch, meta)?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds undo records for up to `retention` blocks ending at the snapshot block,
+/// from the source's undo data (which must carry heights).
+fn synthesize_undo(
+    source: &dyn ChainSource,
+    best: BlockHash,
+    best_height: u32,
+    retention: u32,
+) -> Result<IndexBatch, SyncError> {
+    let mut batch = IndexBatch::new();
+    let (mut hash, mut height) = (best, best_height);
+    for _ in 0..retention {
+        if height == 0 {
+            break;
+        }
+        let block = match source.block(&hash) {
+            Ok(b) => b,
+            Err(SourceError::NotFound(why)) => {
+                tracing::warn!(height, %why, "undo history below the snapshot stops here");
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let spent = source.spent_outputs(&hash)?;
+        if spent
+            .iter()
+            .flatten()
+            .any(|s| s.height.is_none() || s.coinbase.is_none())
+        {
+            tracing::warn!(
+                height,
+                "source gives no heights for spent outputs; no undo history below the snapshot"
+            );
+            break;
+        }
+        let delta = block_delta(&block, height, &spent, &mut |_| Ok(None))?;
+        batch.put_undo(&delta.undo);
+        hash = block.header.prev_blockhash;
+        height -= 1;
+    }
+    Ok(batch)
+}
+
+/// Deals with an `index.scan/` left by an earlier process: a complete one (killed
+/// between finishing and renaming) is installed, a partial one deleted.
+fn recover_scan_dir(config: &EngineConfig) -> Result<(), SyncError> {
+    let scan_dir = config.scan_dir();
+    if !scan_dir.exists() {
+        return Ok(());
+    }
+    let complete = {
+        let (_, meta) = IndexStore::open(&scan_dir, config.network, &config.store)?;
+        matches!(meta, Some(m) if m.state == SyncState::Ready)
+    };
+    if complete {
+        tracing::info!("installing a completed scan left by a previous run");
+        install_scan_dir(config)
+    } else {
+        tracing::warn!(dir = %scan_dir.display(), "discarding an interrupted scan; it will start again");
+        Ok(IndexStore::destroy(&scan_dir)?)
+    }
+}
+
+fn install_scan_dir(config: &EngineConfig) -> Result<(), SyncError> {
+    IndexStore::destroy(&config.index_dir())?;
+    std::fs::rename(config.scan_dir(), config.index_dir()).map_err(|e| {
+        SyncError::Io(format!(
+            "renaming {} to {}: {e}",
+            config.scan_dir().display(),
+            config.index_dir().display()
+        ))
+    })
+}

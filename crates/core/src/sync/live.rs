@@ -1,0 +1,183 @@
+//! The engine on its own thread, fed by host notifications through a bounded
+//! buffer. Notifying never blocks the host: when the buffer is full (a scan is
+//! running, or the writer is behind), the event is dropped and a flag set, and the
+//! worker later catches up from the chain source, which can always serve the blocks
+//! it missed. Memory stays bounded by the buffer size.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
+
+use super::engine::{ChainEvent, Engine};
+use super::SyncError;
+use crate::chainstate::{Chainstate, ChainstateError};
+use crate::source::ChainSource;
+
+/// Opens a chainstate snapshot; shared with the worker thread.
+pub type SharedChainstateOpener =
+    Arc<dyn Fn() -> Result<Chainstate, ChainstateError> + Send + Sync>;
+
+enum Message {
+    Event(ChainEvent),
+    /// Answered once everything queued before it has been applied.
+    Barrier(Sender<()>),
+}
+
+/// Handle to the running engine thread.
+pub struct LiveSync {
+    messages: Sender<Message>,
+    stop: Sender<()>,
+    overflowed: Arc<AtomicBool>,
+    cancel: Arc<AtomicBool>,
+    worker: Option<JoinHandle<Result<Engine, SyncError>>>,
+}
+
+impl LiveSync {
+    /// Starts the worker: sync (scan if needed, catch up), then apply events.
+    /// `buffer` bounds the events held while the worker is busy.
+    pub fn start(
+        engine: Engine,
+        source: Arc<dyn ChainSource>,
+        chainstate: SharedChainstateOpener,
+        buffer: usize,
+    ) -> Result<LiveSync, SyncError> {
+        let (messages, rx) = bounded(buffer.max(1));
+        let (stop, stop_rx) = bounded(1);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        let cancel = engine.cancel_flag();
+        let flag = overflowed.clone();
+        let worker = std::thread::Builder::new()
+            .name("opnet-sync".into())
+            .spawn(move || run(engine, source, chainstate, rx, stop_rx, flag))
+            .map_err(|e| SyncError::Io(format!("starting the sync thread: {e}")))?;
+        Ok(LiveSync {
+            messages,
+            stop,
+            overflowed,
+            cancel,
+            worker: Some(worker),
+        })
+    }
+
+    /// Hands an event to the worker without blocking. Returns false when the buffer
+    /// was full: the event is dropped and the worker will catch up from the source.
+    pub fn notify(&self, event: ChainEvent) -> bool {
+        match self.messages.try_send(Message::Event(event)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.overflowed.store(true, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Blocks until every event notified before this call has been applied (or
+    /// recovered by a catch-up). For drivers that step a chain on command; never
+    /// call it from a host callback. False if the worker has stopped.
+    pub fn wait_applied(&self) -> bool {
+        let (tx, rx) = bounded(1);
+        if self.messages.send(Message::Barrier(tx)).is_err() {
+            return false;
+        }
+        rx.recv().is_ok()
+    }
+
+    /// Stops the worker (cancelling a running scan) and returns the engine. Events
+    /// still queued are dropped; the next start catches up from the source.
+    pub fn shutdown(mut self) -> Result<Engine, SyncError> {
+        self.cancel.store(true, Ordering::Relaxed);
+        let _ = self.stop.try_send(());
+        match self.worker.take() {
+            Some(w) => w
+                .join()
+                .map_err(|_| SyncError::Io("the sync thread panicked".into()))?,
+            None => Err(SyncError::Io("the sync thread is gone".into())),
+        }
+    }
+}
+
+fn run(
+    mut engine: Engine,
+    source: Arc<dyn ChainSource>,
+    chainstate: SharedChainstateOpener,
+    messages: Receiver<Message>,
+    stop: Receiver<()>,
+    overflowed: Arc<AtomicBool>,
+) -> Result<Engine, SyncError> {
+    let opener = || chainstate();
+    match engine.sync(source.as_ref(), &opener) {
+        Ok(outcome) => tracing::info!(?outcome, "index synced"),
+        Err(SyncError::Cancelled) => return Ok(engine),
+        Err(e) => {
+            tracing::error!(error = %e, "initial sync failed; will retry on the next block");
+            overflowed.store(true, Ordering::Relaxed);
+        }
+    }
+    loop {
+        let message = select! {
+            recv(stop) -> _ => return Ok(engine),
+            recv(messages) -> m => match m {
+                Ok(m) => m,
+                Err(_) => return Ok(engine),
+            },
+        };
+        let event = match message {
+            Message::Event(ev) => Some(ev),
+            Message::Barrier(done) => {
+                // Catch up first if events were dropped, so the barrier means "applied".
+                if overflowed.load(Ordering::Relaxed)
+                    && recover(&mut engine, source.as_ref(), &opener, &overflowed).is_err()
+                {
+                    return Ok(engine);
+                }
+                let _ = done.send(());
+                None
+            }
+        };
+        let Some(event) = event else { continue };
+        if overflowed.load(Ordering::Relaxed) {
+            // The dropped events are recovered from the source; this one with them.
+            if recover(&mut engine, source.as_ref(), &opener, &overflowed).is_err() {
+                return Ok(engine);
+            }
+            continue;
+        }
+        let result = match engine.handle_event(&event, source.as_ref()) {
+            Err(SyncError::NeedsResync(_)) | Err(SyncError::NotReady(_)) => {
+                engine.sync(source.as_ref(), &opener).map(|_| ())
+            }
+            other => other,
+        };
+        match result {
+            Ok(()) => {}
+            Err(SyncError::Cancelled) => return Ok(engine),
+            Err(e) => {
+                tracing::error!(error = %e, "applying a chain event failed; will catch up on the next one");
+                overflowed.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Re-syncs from the source after dropped events or a failure. Returns Err only
+/// when cancelled (the worker then ends); other errors are logged and retried on
+/// the next message.
+fn recover(
+    engine: &mut Engine,
+    source: &dyn ChainSource,
+    opener: &dyn Fn() -> Result<Chainstate, ChainstateError>,
+    overflowed: &AtomicBool,
+) -> Result<(), SyncError> {
+    overflowed.store(false, Ordering::Relaxed);
+    match engine.sync(source, opener) {
+        Ok(_) => Ok(()),
+        Err(SyncError::Cancelled) => Err(SyncError::Cancelled),
+        Err(e) => {
+            tracing::error!(error = %e, "catching up from the source failed; will retry");
+            overflowed.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+    }
+}
