@@ -1,6 +1,7 @@
 //! The scripthash → UTXO index: key layout, stored values, undo records, metadata
 //! and the LevelDB that holds them (`<opnet dir>/index/`).
 
+pub mod bulk;
 pub mod entry;
 pub mod keys;
 pub mod meta;
