@@ -9,5 +9,7 @@ pub mod format;
 #[cfg(feature = "engine")]
 pub mod index;
 pub mod network;
+#[cfg(feature = "engine")]
+pub mod synth;
 
 pub use network::Network;
