@@ -45,7 +45,8 @@ pub fn write_chainstate(dir: &Path, spec: &SynthSpec) -> Result<SynthSummary, Sy
 }
 
 /// [`write_chainstate`] that also calls `progress(coins written, total)` every
-/// million coins and once at the end, for command-line tools that report progress.
+/// million coins and once when everything is on disk, for command-line tools that
+/// report progress.
 pub fn write_chainstate_with_progress(
     dir: &Path,
     spec: &SynthSpec,
@@ -99,7 +100,7 @@ pub fn write_chainstate_with_progress(
                 .map_err(leveldb("write"))?;
             in_batch = 0;
         }
-        if written % PROGRESS_EVERY == 0 {
+        if written % PROGRESS_EVERY == 0 && written < total {
             progress(written, total);
         }
     }
