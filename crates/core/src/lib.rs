@@ -6,10 +6,13 @@
 //! build on it; the napi addon uses only its client side.
 
 pub mod format;
-#[cfg(feature = "engine")]
-pub mod index;
 pub mod network;
 #[cfg(feature = "engine")]
 pub mod synth;
+
+#[cfg(feature = "engine")]
+pub mod index;
+#[cfg(feature = "engine")]
+pub mod leveldb;
 
 pub use network::Network;
