@@ -38,6 +38,12 @@ const DOMAIN_OBFUSCATION: u64 = 0x6f62;
 
 /// Writes the chainstate of `spec` into `dir` (which must not exist or be empty)
 /// and returns what it wrote. Progress is logged with `tracing` every million coins.
+///
+/// Benchmarks need chainstates of chosen sizes in Core's exact format; the result is
+/// a genuine LevelDB (written with rusty-leveldb, uncompressed like Core's, the data
+/// in table files across levels and an empty log, as after a restart of Core).
+/// Takes about 1.5 µs per coin and ~130 MiB of memory whatever the size. On error
+/// the directory may hold a partial database.
 pub fn write_chainstate(dir: &Path, spec: &SynthSpec) -> Result<SynthSummary, SynthError> {
     write_chainstate_with_progress(dir, spec, &mut |done, total| {
         tracing::info!(done, total, "synthetic chainstate");

@@ -165,6 +165,8 @@ impl std::error::Error for SynthError {
 /// The coins of `spec`, exactly as [`write_chainstate`] writes them, in key order:
 /// (txid in internal byte order, vout, coin). Regenerated deterministically, so tests
 /// can compare a reader's output to it and benchmarks can pick coins to spend.
+/// Memory use is one transaction's coins. Whale counts above `utxos` in total, which
+/// [`write_chainstate`] rejects, are truncated here.
 pub fn coins(spec: &SynthSpec) -> Coins {
     Coins(coins::Generated::new(coins::Generator::new(spec)))
 }
