@@ -7,6 +7,8 @@
 
 pub mod format;
 pub mod network;
+#[cfg(feature = "engine")]
+pub mod synth;
 
 #[cfg(feature = "engine")]
 pub mod chainstate;
