@@ -9,7 +9,9 @@ pub mod status;
 
 use std::fmt;
 
-pub use engine::{BlockEvent, CatchUp, ChainEvent, Engine, EngineConfig, DEFAULT_UNDO_RETENTION};
+pub use engine::{
+    default_readers, BlockEvent, CatchUp, ChainEvent, Engine, EngineConfig, DEFAULT_UNDO_RETENTION,
+};
 pub use live::LiveSync;
 pub use status::{SyncPhase, SyncProgress, SyncStatus};
 
