@@ -15,14 +15,15 @@ pub struct UndoRecord {
     pub block_hash: [u8; 32],
     /// Hash of its parent: the index tip after the block is disconnected.
     pub prev_hash: [u8; 32],
-    /// Keys the block added (outputs still unspent at the end of the block).
-    pub created: Vec<UtxoKey>,
+    /// Keys the block added (outputs still unspent at the end of the block) with
+    /// their amounts, so a disconnect keeps the running totals without reading them.
+    pub created: Vec<(UtxoKey, u64)>,
     /// Entries the block spent, with their full values so they are restored as they were.
     pub spent: Vec<(UtxoKey, UtxoValue)>,
 }
 
 impl UndoRecord {
-    /// Serializes: version | height | hash | prev | n created | keys | n spent |
+    /// Serializes: version | height | hash | prev | n created | (key, amount)... | n spent |
     /// (key, value length u32, value)...
     pub fn encode(&self) -> Vec<u8> {
         let spent_len: usize = self
@@ -30,15 +31,17 @@ impl UndoRecord {
             .iter()
             .map(|(_, v)| UTXO_KEY_LEN + 4 + 13 + v.script.len())
             .sum();
-        let mut out =
-            Vec::with_capacity(1 + 4 + 64 + 8 + self.created.len() * UTXO_KEY_LEN + spent_len);
+        let mut out = Vec::with_capacity(
+            1 + 4 + 64 + 8 + self.created.len() * (UTXO_KEY_LEN + 8) + spent_len,
+        );
         out.push(UNDO_VERSION);
         out.extend_from_slice(&self.height.to_le_bytes());
         out.extend_from_slice(&self.block_hash);
         out.extend_from_slice(&self.prev_hash);
         out.extend_from_slice(&(self.created.len() as u32).to_le_bytes());
-        for k in &self.created {
+        for (k, amount) in &self.created {
             out.extend_from_slice(&k.encode());
+            out.extend_from_slice(&amount.to_le_bytes());
         }
         out.extend_from_slice(&(self.spent.len() as u32).to_le_bytes());
         let mut value = Vec::new();
@@ -64,10 +67,11 @@ impl UndoRecord {
         let height = r.u32()?;
         let block_hash = r.hash()?;
         let prev_hash = r.hash()?;
-        let n_created = r.count(UTXO_KEY_LEN)?;
+        let n_created = r.count(UTXO_KEY_LEN + 8)?;
         let mut created = Vec::with_capacity(n_created);
         for _ in 0..n_created {
-            created.push(r.key()?);
+            let key = r.key()?;
+            created.push((key, r.u64()?));
         }
         let n_spent = r.count(UTXO_KEY_LEN + 4 + 13)?;
         let mut spent = Vec::with_capacity(n_spent);
@@ -114,6 +118,12 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes(b))
     }
 
+    fn u64(&mut self) -> Result<u64, IndexError> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(b))
+    }
+
     fn hash(&mut self) -> Result<[u8; 32], IndexError> {
         let mut b = [0u8; 32];
         b.copy_from_slice(self.take(32)?);
@@ -152,7 +162,7 @@ mod tests {
             height: 170,
             block_hash: [9; 32],
             prev_hash: [8; 32],
-            created: vec![k(1, 0), k(2, 7)],
+            created: vec![(k(1, 0), 5_000), (k(2, 7), 1)],
             spent: vec![(
                 k(3, 1),
                 UtxoValue {

@@ -123,7 +123,7 @@ pub fn block_delta(
             height,
             block_hash: hash.to_byte_array(),
             prev_hash: block.header.prev_blockhash.to_byte_array(),
-            created: created.iter().map(|(k, _)| *k).collect(),
+            created: created.iter().map(|(k, v)| (*k, v.amount)).collect(),
             spent: spent_entries,
         },
         created,

@@ -509,7 +509,7 @@ impl Engine {
             height,
             hash: delta.undo.block_hash,
             prev_hash: prev,
-            added: delta.undo.created,
+            added: delta.undo.created.into_iter().map(|(k, _)| k).collect(),
             removed: delta.undo.spent.into_iter().map(|(k, _)| k).collect(),
         };
         self.meta = Some(new_meta);
@@ -546,14 +546,8 @@ impl Engine {
         }
         let mut batch = IndexBatch::new();
         let mut created_amount = 0u64;
-        for k in &undo.created {
-            let v = store.get_utxo(k)?.ok_or_else(|| {
-                SyncError::Inconsistent(format!(
-                    "block {} created an output the index no longer holds",
-                    meta.tip.height
-                ))
-            })?;
-            created_amount += v.amount;
+        for (k, amount) in &undo.created {
+            created_amount += amount;
             batch.delete_utxo(k);
         }
         let mut spent_amount = 0u64;
@@ -586,7 +580,7 @@ impl Engine {
             hash: undo.block_hash,
             prev_hash: undo.prev_hash,
             added: undo.spent.into_iter().map(|(k, _)| k).collect(),
-            removed: undo.created,
+            removed: undo.created.into_iter().map(|(k, _)| k).collect(),
         };
         self.meta = Some(new_meta);
         self.status
