@@ -8,8 +8,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bitcoin::hashes::Hash;
 use common::{fixture, index_utxos, load_oracle};
+use opnet::index::{script_hash, UtxoKey};
 use opnet::sync::{Engine, EngineConfig};
+use opnet::synth::{coins, write_chainstate, SynthSpec};
 use opnet::Network;
 
 fn indexer(datadir: &Path, opnet_dir: &Path, extra: &[&str]) -> Command {
@@ -117,5 +120,88 @@ fn killed_while_connecting_blocks_restarts_to_the_oracle() {
     assert!(
         mid_block_kills >= 5,
         "only {mid_block_kills} kills landed between blocks 1 and 169"
+    );
+}
+
+/// A synthetic chainstate whose best block is datadir A's tip, so datadir A's block
+/// index and undo data serve as its chain.
+fn synthetic_chainstate_at_tip_a(dir: &Path, utxos: u64) -> (SynthSpec, u64) {
+    let spec = SynthSpec::new(utxos, 7);
+    let summary = write_chainstate(dir, &spec).unwrap();
+    let tip: bitcoin::BlockHash = load_oracle("oracle-A.json").tip_hash.parse().unwrap();
+    let mut db = rusty_leveldb::DB::open(dir, rusty_leveldb::Options::default()).unwrap();
+    let key = db.get(b"\x0e\x00obfuscate_key").unwrap().to_vec();
+    let mut best = tip.to_byte_array().to_vec();
+    for (i, b) in best.iter_mut().enumerate() {
+        *b ^= key[1 + i % 8];
+    }
+    db.put(b"B", &best).unwrap();
+    db.close().unwrap();
+    (spec, summary.total_amount)
+}
+
+#[test]
+fn killed_mid_scan_restarts_the_scan_and_ends_complete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cs = tmp.path().join("chainstate");
+    let (spec, total) = synthetic_chainstate_at_tip_a(&cs, 300_000);
+    let expected: Vec<UtxoKey> = {
+        let mut keys: Vec<UtxoKey> = coins(&spec)
+            .map(|(txid, vout, coin)| UtxoKey {
+                script_hash: script_hash(&coin.script),
+                txid,
+                vout,
+            })
+            .collect();
+        keys.sort();
+        keys
+    };
+    let datadir = fixture("datadir-A");
+    let args = ["--chainstate", cs.to_str().unwrap()];
+
+    let clean = tmp.path().join("clean");
+    let started = Instant::now();
+    run_ok(&mut indexer(&datadir, &clean, &args));
+    let span = started.elapsed();
+
+    let seed = 0x5eed_0002;
+    let mut rng = Rng(seed);
+    let mut interrupted = 0;
+    for round in 0..8 {
+        let dir = tmp.path().join(format!("scan{round}"));
+        let height = kill_at_random(indexer(&datadir, &dir, &args), span, &mut rng, &dir);
+        if height.is_none() {
+            interrupted += 1;
+            assert!(
+                !dir.join("index").exists(),
+                "a partial scan is never installed"
+            );
+        }
+        run_ok(&mut indexer(&datadir, &dir, &args));
+        assert!(!dir.join("index.scan").exists() && !dir.join("index.sort").exists());
+        let engine = Engine::open(EngineConfig::new(&dir, Network::Regtest)).unwrap();
+        let meta = engine.meta().unwrap();
+        assert_eq!(
+            (meta.tip.height, meta.utxo_count, meta.total_amount),
+            (170, spec.utxos, total),
+            "seed {seed:#x} round {round}"
+        );
+        let mut keys = Vec::with_capacity(expected.len());
+        engine
+            .store()
+            .unwrap()
+            .for_each_utxo(|k, _| {
+                keys.push(k);
+                Ok(())
+            })
+            .unwrap();
+        assert!(
+            keys == expected,
+            "seed {seed:#x} round {round}: the index differs from the chainstate"
+        );
+    }
+    assert!(
+        interrupted >= 2,
+        "only {interrupted} kills landed inside the scan"
     );
 }
