@@ -18,13 +18,13 @@ use super::coding::{fixed32, mask_crc};
 use super::{LdbError, Result};
 
 pub(crate) const BLOCK_SIZE: usize = 32 * 1024;
-const HEADER_SIZE: usize = 7;
+pub(crate) const HEADER_SIZE: usize = 7;
 
 const ZERO_TYPE: u8 = 0;
-const FULL_TYPE: u8 = 1;
-const FIRST_TYPE: u8 = 2;
-const MIDDLE_TYPE: u8 = 3;
-const LAST_TYPE: u8 = 4;
+pub(crate) const FULL_TYPE: u8 = 1;
+pub(crate) const FIRST_TYPE: u8 = 2;
+pub(crate) const MIDDLE_TYPE: u8 = 3;
+pub(crate) const LAST_TYPE: u8 = 4;
 
 /// Reads logical records from a log file, up to the length the file had when the reader
 /// was created. Reads one 32 KiB block at a time.

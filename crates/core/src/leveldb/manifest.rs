@@ -13,13 +13,13 @@ use super::coding::{get_length_prefixed, get_varint32, get_varint64};
 use super::log_reader::LogReader;
 use super::{LdbError, Result, NUM_LEVELS};
 
-const TAG_COMPARATOR: u32 = 1;
-const TAG_LOG_NUMBER: u32 = 2;
-const TAG_NEXT_FILE: u32 = 3;
-const TAG_LAST_SEQUENCE: u32 = 4;
+pub(crate) const TAG_COMPARATOR: u32 = 1;
+pub(crate) const TAG_LOG_NUMBER: u32 = 2;
+pub(crate) const TAG_NEXT_FILE: u32 = 3;
+pub(crate) const TAG_LAST_SEQUENCE: u32 = 4;
 const TAG_COMPACT_POINTER: u32 = 5;
 const TAG_DELETED_FILE: u32 = 6;
-const TAG_NEW_FILE: u32 = 7;
+pub(crate) const TAG_NEW_FILE: u32 = 7;
 const TAG_PREV_LOG_NUMBER: u32 = 9;
 
 pub(crate) const BYTEWISE_COMPARATOR: &str = "leveldb.BytewiseComparator";

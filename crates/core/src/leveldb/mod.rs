@@ -25,6 +25,7 @@ mod manifest;
 mod merge;
 mod table;
 mod write_batch;
+pub mod writer;
 
 #[cfg(test)]
 mod tests;

@@ -22,8 +22,8 @@ use super::{LdbError, Result};
 
 pub(crate) const FOOTER_LEN: u64 = 48;
 pub(crate) const TABLE_MAGIC: u64 = 0xdb47_7524_8b80_fb57;
-const BLOCK_TRAILER: u64 = 5;
-const NO_COMPRESSION: u8 = 0;
+pub(crate) const BLOCK_TRAILER: u64 = 5;
+pub(crate) const NO_COMPRESSION: u8 = 0;
 const SNAPPY_COMPRESSION: u8 = 1;
 /// First read of a scan; grows 4x per read up to `MAX_READAHEAD`.
 const INITIAL_READAHEAD: usize = 64 * 1024;
