@@ -14,9 +14,6 @@ const ENCODED_LEN: usize = 4 + 4 + 1 + 1 + (4 + 32) * 2 + 8 * 3;
 /// Where the index stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyncState {
-    /// A chainstate scan is writing entries; they are incomplete and never served.
-    /// A restart finds this state and starts the scan again from scratch.
-    Scanning,
     /// Entries equal the UTXO set at `tip`.
     Ready,
     /// A reorg went deeper than the undo log; the entries must be rebuilt.
@@ -26,7 +23,6 @@ pub enum SyncState {
 impl SyncState {
     fn to_byte(self) -> u8 {
         match self {
-            SyncState::Scanning => 0,
             SyncState::Ready => 1,
             SyncState::Stale => 2,
         }
@@ -34,7 +30,6 @@ impl SyncState {
 
     fn from_byte(b: u8) -> Option<SyncState> {
         match b {
-            0 => Some(SyncState::Scanning),
             1 => Some(SyncState::Ready),
             2 => Some(SyncState::Stale),
             _ => None,

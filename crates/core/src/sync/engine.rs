@@ -18,7 +18,7 @@ use bitcoin::hashes::Hash;
 use bitcoin::{Block, BlockHash};
 
 use super::delta::block_delta;
-use super::scan::scan_chainstate;
+use super::scan::{scan_chainstate, ScanTarget};
 use super::status::{SyncPhase, SyncStatus};
 use super::SyncError;
 use crate::chainstate::{Chainstate, ChainstateError};
@@ -42,6 +42,8 @@ pub struct EngineConfig {
     pub undo_retention: u32,
     /// Chainstate reader threads for a fresh scan.
     pub readers: usize,
+    /// Memory for sorting a fresh scan's entries before spilling to disk.
+    pub scan_memory_bytes: usize,
 }
 
 impl EngineConfig {
@@ -53,6 +55,7 @@ impl EngineConfig {
             store: StoreOptions::default(),
             undo_retention: DEFAULT_UNDO_RETENTION,
             readers: default_readers(),
+            scan_memory_bytes: 256 << 20,
         }
     }
 
@@ -62,6 +65,10 @@ impl EngineConfig {
 
     fn scan_dir(&self) -> PathBuf {
         self.opnet_dir.join("index.scan")
+    }
+
+    fn sort_dir(&self) -> PathBuf {
+        self.opnet_dir.join("index.sort")
     }
 }
 
@@ -290,36 +297,46 @@ impl Engine {
             .header(&best)?
             .ok_or_else(|| SyncError::SnapshotUnknown(best.to_string()))?;
         tracing::info!(dir = %cs.dir().display(), height = info.height, block = %best, "scanning chainstate");
-        let scan_dir = self.config.scan_dir();
+        let (scan_dir, sort_dir) = (self.config.scan_dir(), self.config.sort_dir());
         IndexStore::destroy(&scan_dir)?;
+        IndexStore::destroy(&sort_dir)?;
+        let target = ScanTarget {
+            dir: &scan_dir,
+            spill_dir: &sort_dir,
+            memory_bytes: self.config.scan_memory_bytes,
+        };
+        let scanned = scan_chainstate(
+            &cs,
+            &target,
+            self.config.readers,
+            &self.status,
+            &self.cancel,
+        );
+        // Spill files are scratch whatever happened; a failed scan's tables too.
+        IndexStore::destroy(&sort_dir)?;
+        let totals = match scanned {
+            Ok(t) => t,
+            Err(e) => {
+                IndexStore::destroy(&scan_dir)?;
+                return Err(e);
+            }
+        };
+        drop(cs);
         let (store, _) = IndexStore::open(&scan_dir, self.config.network, &self.config.store)?;
         let at = BlockRef {
             height: info.height,
             hash: best.to_byte_array(),
         };
-        let mut meta = IndexMeta {
+        let meta = IndexMeta {
             network: self.config.network,
-            state: SyncState::Scanning,
+            state: SyncState::Ready,
             tip: at,
             snapshot: at,
-            utxo_count: 0,
-            total_amount: 0,
+            utxo_count: totals.utxos,
+            total_amount: totals.amount,
             event_seq: self.meta.as_ref().map(|m| m.event_seq).unwrap_or(0),
         };
-        store.commit(IndexBatch::new(), &meta)?;
-        let totals = scan_chainstate(
-            &cs,
-            &store,
-            &meta,
-            self.config.readers,
-            &self.status,
-            &self.cancel,
-        )?;
-        drop(cs);
-        meta.utxo_count = totals.utxos;
-        meta.total_amount = totals.amount;
         let undo = synthesize_undo(source, best, info.height, self.config.undo_retention)?;
-        meta.state = SyncState::Ready;
         store.commit(undo, &meta)?;
         drop(store);
         // Swap the finished scan in.
@@ -688,14 +705,17 @@ fn synthesize_undo(
     Ok(batch)
 }
 
-/// Deals with an `index.scan/` left by an earlier process: a complete one (killed
-/// between finishing and renaming) is installed, a partial one deleted.
+/// Deals with what an earlier process's scan left: spill files are deleted, a
+/// complete `index.scan/` (killed between finishing and renaming) is installed, a
+/// partial one deleted.
 fn recover_scan_dir(config: &EngineConfig) -> Result<(), SyncError> {
+    IndexStore::destroy(&config.sort_dir())?;
     let scan_dir = config.scan_dir();
     if !scan_dir.exists() {
         return Ok(());
     }
-    let complete = {
+    // Without CURRENT the bulk writer had not finished: not a database yet.
+    let complete = scan_dir.join("CURRENT").exists() && {
         let (_, meta) = IndexStore::open(&scan_dir, config.network, &config.store)?;
         matches!(meta, Some(m) if m.state == SyncState::Ready)
     };

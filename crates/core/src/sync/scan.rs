@@ -1,7 +1,11 @@
 //! The fresh scan: N reader threads decode disjoint key ranges of a chainstate
-//! snapshot and hand encoded entries to one writer through a bounded channel, so
-//! memory stays bounded whatever the UTXO count.
+//! snapshot and hand encoded entries to one writer through a bounded channel; the
+//! writer sorts them by key with bounded memory and writes sorted tables directly
+//! (no memtable, no log, no compactions), so memory stays bounded whatever the UTXO
+//! count and each entry is written about twice (spill file, table) instead of the
+//! ten-odd times LevelDB's compactions would rewrite randomly inserted keys.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -11,12 +15,12 @@ use crossbeam_channel::bounded;
 use super::status::SyncStatus;
 use super::SyncError;
 use crate::chainstate::{Chainstate, CoinRange};
-use crate::index::{script_hash, IndexBatch, IndexMeta, IndexStore, UtxoKey, UtxoValue};
+use crate::index::bulk::{BucketSorter, SortError};
+use crate::index::{script_hash, IndexError, UtxoKey, UtxoValue};
+use crate::leveldb::writer::{BulkWriter, BulkWriterOptions};
 
 /// Entries a reader packs before handing them over.
 const CHUNK_ENTRIES: usize = 4096;
-/// Entries the writer gathers into one LevelDB write.
-const BATCH_ENTRIES: usize = 100_000;
 /// Key ranges per reader: small ranges balance the readers' load.
 const RANGES_PER_READER: usize = 16;
 
@@ -34,12 +38,21 @@ struct Chunk {
     amount: u64,
 }
 
+/// Where the scan writes and how much memory it may hold.
+pub struct ScanTarget<'a> {
+    /// New database directory (must not exist); a valid LevelDB once the scan ends.
+    pub dir: &'a Path,
+    /// Directory for sort spill files; the caller deletes it afterwards.
+    pub spill_dir: &'a Path,
+    /// Bytes of entries held in memory before spilling.
+    pub memory_bytes: usize,
+}
+
 /// Reads every coin of `chainstate` with `readers` threads and writes the index
-/// entries into `store`, committing `meta` (state `Scanning`) with each write.
+/// entries, sorted, as a new LevelDB in `target.dir`.
 pub fn scan_chainstate(
     chainstate: &Chainstate,
-    store: &IndexStore,
-    meta: &IndexMeta,
+    target: &ScanTarget,
     readers: usize,
     status: &SyncStatus,
     cancel: &AtomicBool,
@@ -53,7 +66,7 @@ pub fn scan_chainstate(
     status.begin_scan(chainstate.approximate_size());
     let started = Instant::now();
 
-    let result = std::thread::scope(|scope| {
+    let result: Result<ScanTotals, SyncError> = std::thread::scope(|scope| {
         for _ in 0..readers {
             let tx = tx.clone();
             let (ranges, next_range, stop, failure) = (&ranges, &next_range, &stop, &failure);
@@ -72,7 +85,13 @@ pub fn scan_chainstate(
             });
         }
         drop(tx);
-        write_chunks(rx.into_iter(), store, meta, &stop)
+        let mut sorter = BucketSorter::new(target.spill_dir, target.memory_bytes);
+        let totals = sort_chunks(rx.into_iter(), &mut sorter, &stop)?;
+        if stop.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed) {
+            return Ok(totals);
+        }
+        write_sorted(sorter, target.dir, status, cancel)?;
+        Ok(totals)
     });
     if let Some(e) = failure.lock().ok().and_then(|mut f| f.take()) {
         return Err(e);
@@ -155,34 +174,73 @@ fn new_chunk() -> Chunk {
     }
 }
 
-fn write_chunks(
+fn sort_chunks(
     chunks: impl Iterator<Item = Chunk>,
-    store: &IndexStore,
-    meta: &IndexMeta,
+    sorter: &mut BucketSorter,
     stop: &AtomicBool,
 ) -> Result<ScanTotals, SyncError> {
     let mut totals = ScanTotals::default();
-    let mut batch = IndexBatch::new();
     for chunk in chunks {
+        // Chunks are built by `read_range`: key (69) | value length (u32 LE) | value.
         let mut buf = chunk.bytes.as_slice();
-        while !buf.is_empty() {
+        while buf.len() >= 73 {
             let (key, rest) = buf.split_at(69);
             let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-            let (value, rest) = rest[4..].split_at(len);
-            batch.put_utxo_raw(key, value);
-            buf = rest;
+            let Some(value) = rest.get(4..4 + len) else {
+                break;
+            };
+            if let Err(e) = sorter.push(key, value) {
+                stop.store(true, Ordering::Relaxed);
+                return Err(sort_error(e));
+            }
+            buf = &rest[4 + len..];
         }
         totals.utxos += chunk.entries as u64;
         totals.amount += chunk.amount;
-        if batch.len() >= BATCH_ENTRIES {
-            if let Err(e) = store.commit(std::mem::take(&mut batch), meta) {
-                stop.store(true, Ordering::Relaxed);
-                return Err(e.into());
-            }
-        }
-    }
-    if !batch.is_empty() {
-        store.commit(batch, meta)?;
     }
     Ok(totals)
+}
+
+fn write_sorted(
+    sorter: BucketSorter,
+    dir: &Path,
+    status: &SyncStatus,
+    cancel: &AtomicBool,
+) -> Result<(), SyncError> {
+    let started = Instant::now();
+    let mut writer = BulkWriter::create(dir, BulkWriterOptions::default())
+        .map_err(|e| IndexError::Db(format!("creating {}: {e}", dir.display())))?;
+    let mut written = 0u64;
+    sorter
+        .finish(|key, value| {
+            writer.add(key, value).map_err(|e| e.to_string())?;
+            written += 1;
+            if written % 65_536 == 0 {
+                status.add_written(65_536);
+                if cancel.load(Ordering::Relaxed) {
+                    return Err("cancelled".into());
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| match e {
+            SortError::Emit(m) if m == "cancelled" => SyncError::Cancelled,
+            other => sort_error(other),
+        })?;
+    status.add_written(written % 65_536);
+    let stats = writer
+        .finish()
+        .map_err(|e| IndexError::Db(format!("finishing {}: {e}", dir.display())))?;
+    tracing::info!(
+        entries = stats.entries,
+        tables = stats.tables,
+        bytes = stats.bytes,
+        secs = started.elapsed().as_secs_f64(),
+        "index tables written"
+    );
+    Ok(())
+}
+
+fn sort_error(e: SortError) -> SyncError {
+    SyncError::Index(IndexError::Io(e.to_string()))
 }

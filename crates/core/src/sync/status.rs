@@ -43,6 +43,8 @@ pub struct SyncProgress {
     pub phase: SyncPhase,
     /// Coins read from the chainstate by the running scan.
     pub scanned_utxos: u64,
+    /// Entries of the running scan written to the new index, in key order.
+    pub written_utxos: u64,
     /// Chainstate bytes read by the running scan, and the total to read.
     pub scanned_bytes: u64,
     pub total_bytes: u64,
@@ -56,6 +58,7 @@ pub struct SyncProgress {
 pub struct SyncStatus {
     phase: AtomicU8,
     scanned_utxos: AtomicU64,
+    written_utxos: AtomicU64,
     scanned_bytes: AtomicU64,
     total_bytes: AtomicU64,
     height: AtomicU32,
@@ -81,6 +84,7 @@ impl SyncStatus {
     /// Starts a scan of `total_bytes` of chainstate.
     pub fn begin_scan(&self, total_bytes: u64) {
         self.scanned_utxos.store(0, Ordering::Relaxed);
+        self.written_utxos.store(0, Ordering::Relaxed);
         self.scanned_bytes.store(0, Ordering::Relaxed);
         self.total_bytes.store(total_bytes, Ordering::Relaxed);
         self.set_phase(SyncPhase::Scanning);
@@ -90,6 +94,11 @@ impl SyncStatus {
     pub fn add_scanned(&self, utxos: u64, bytes: u64) {
         self.scanned_utxos.fetch_add(utxos, Ordering::Relaxed);
         self.scanned_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Adds sorted entries written to the new index.
+    pub fn add_written(&self, utxos: u64) {
+        self.written_utxos.fetch_add(utxos, Ordering::Relaxed);
     }
 
     /// Records the index height and where it is heading.
@@ -103,6 +112,7 @@ impl SyncStatus {
         SyncProgress {
             phase: SyncPhase::from_u8(self.phase.load(Ordering::Relaxed)),
             scanned_utxos: self.scanned_utxos.load(Ordering::Relaxed),
+            written_utxos: self.written_utxos.load(Ordering::Relaxed),
             scanned_bytes: self.scanned_bytes.load(Ordering::Relaxed),
             total_bytes: self.total_bytes.load(Ordering::Relaxed),
             height: self.height.load(Ordering::Relaxed),
