@@ -206,8 +206,9 @@ impl BulkWriter {
         &self.dir
     }
 
-    /// Adds an entry. `key` must be greater (bytewise) than the previous key: an
-    /// out-of-order or repeated key is rejected with an `InvalidInput` I/O error, is not
+    /// Adds an entry. `key` must be greater (bytewise) than the previous key (the first
+    /// key may be anything, the empty key included): an out-of-order, repeated or
+    /// oversized (4 GiB) key or value is rejected with an `InvalidInput` I/O error, is not
     /// written, and the writer stays usable. After any other error (a failed write) the
     /// writer refuses everything.
     #[inline]
