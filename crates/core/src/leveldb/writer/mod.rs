@@ -40,7 +40,7 @@ mod table_writer;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::coding::{MAX_SEQUENCE, TYPE_VALUE};
+use super::coding::{user_key, MAX_SEQUENCE, TYPE_VALUE};
 use super::{LdbError, NUM_LEVELS};
 use table_writer::{Buffers, FinishedTable, Layout, TableWriter};
 
@@ -56,6 +56,10 @@ const LEVEL: usize = NUM_LEVELS - 1;
 const MAX_BLOCK_BYTES: usize = 1 << 30;
 
 const _: () = assert!(BULK_SEQUENCE <= MAX_SEQUENCE);
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<BulkWriter>();
+};
 
 /// Sizes of the tables and blocks a [`BulkWriter`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +115,8 @@ pub struct BulkWriter {
     bytes: u64,
     /// Set by a failed write: the tables on disk are no longer consistent.
     failed: bool,
+    /// True when `create` made the directory (its parent is synced at the end).
+    created_dir: bool,
 }
 
 fn invalid_input(path: &Path, msg: String) -> LdbError {
@@ -142,6 +148,7 @@ impl BulkWriter {
                 format!("bulk writer options out of range: {options:?} (table_bytes, block_bytes <= 1 GiB and restart_interval must be > 0)"),
             ));
         }
+        let mut created_dir = false;
         match std::fs::read_dir(dir) {
             Ok(mut entries) => {
                 if let Some(entry) = entries.next() {
@@ -160,6 +167,7 @@ impl BulkWriter {
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(dir).map_err(|e| LdbError::io(dir, None, e))?;
+                created_dir = true;
             }
             Err(e) => return Err(LdbError::io(dir, None, e)),
         }
@@ -179,6 +187,7 @@ impl BulkWriter {
             entries: 0,
             bytes: 0,
             failed: false,
+            created_dir,
         })
     }
 
@@ -197,8 +206,9 @@ impl BulkWriter {
         &self.dir
     }
 
-    /// Adds an entry. `key` must be greater (bytewise) than the previous key: an
-    /// out-of-order or repeated key is rejected with an `InvalidInput` I/O error, is not
+    /// Adds an entry. `key` must be greater (bytewise) than the previous key (the first
+    /// key may be anything, the empty key included): an out-of-order, repeated or
+    /// oversized (4 GiB) key or value is rejected with an `InvalidInput` I/O error, is not
     /// written, and the writer stays usable. After any other error (a failed write) the
     /// writer refuses everything.
     #[inline]
@@ -210,7 +220,7 @@ impl BulkWriter {
             Some(t) => t.last_key(),
             None => &self.last_closed,
         };
-        if self.entries > 0 && key <= &last[..last.len() - 8] {
+        if self.entries > 0 && key <= user_key(last) {
             return Err(self.order_err(key));
         }
         if key.len() > u32::MAX as usize - 8 || value.len() > u32::MAX as usize {
@@ -240,7 +250,7 @@ impl BulkWriter {
             Some(t) => t.last_key(),
             None => &self.last_closed,
         };
-        let last = &last[..last.len() - 8];
+        let last = user_key(last);
         let what = if key == last {
             "repeats"
         } else {
@@ -319,9 +329,17 @@ impl BulkWriter {
         let edit =
             manifest_writer::encode_edit(LEVEL, &self.finished, self.next_number, last_sequence);
         manifest_writer::install(&self.dir, MANIFEST_NUMBER, &edit)?;
+        if self.created_dir {
+            // The directory's own entry, so the database survives a crash right after.
+            let parent = match self.dir.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            manifest_writer::sync_path(parent)?;
+        }
         let stats = BulkStats {
             entries: self.entries,
-            tables: self.finished.len() as u32,
+            tables: u32::try_from(self.finished.len()).unwrap_or(u32::MAX),
             bytes: self.bytes,
         };
         tracing::info!(
