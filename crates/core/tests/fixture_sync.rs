@@ -67,6 +67,21 @@ fn scan_then_offline_reorg_equals_bitcoin_cores_utxo_set() {
         }
     );
     assert_matches_oracle(&engine, &oracle_a);
+    // The scan wrote the tables itself: rusty-leveldb's point reads must find every
+    // entry in them, not only its iterator.
+    let store = engine.store().unwrap();
+    let mut entries = Vec::new();
+    store
+        .for_each_utxo(|k, v| {
+            entries.push((k, v));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(entries.len(), 3904);
+    for (k, v) in entries {
+        assert_eq!(store.get_utxo(&k).unwrap(), Some(v));
+    }
+    drop(store);
     let snapshot = engine.meta().unwrap().snapshot;
     drop(engine);
 

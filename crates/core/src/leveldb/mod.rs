@@ -1,10 +1,12 @@
 //! A strictly read-only LevelDB reader for Bitcoin Core's databases (`chainstate/`,
-//! `blocks/index/`).
+//! `blocks/index/`), and (in [`writer`], a separate path used only on our own index
+//! directory) a bulk writer that builds a new LevelDB from sorted entries.
 //!
 //! Bitcoin Core's LevelDBs must never be opened with a writer: opening a LevelDB for
 //! writing replays its log into a new table, writes a new MANIFEST and may compact, and
 //! a writer's `flock` does not see bitcoind's `fcntl` lock. This reader only ever opens
-//! files for reading: it creates, writes, renames, deletes and locks nothing.
+//! files for reading: it creates, writes, renames, deletes and locks nothing. Nothing
+//! outside [`writer`] writes, and the writer refuses a directory that is not empty.
 //!
 //! [`ReadOnlyDb::open`] reads `CURRENT` and the MANIFEST it names, checks that every live
 //! table file exists, and replays the logs that still hold data not in a table into an
