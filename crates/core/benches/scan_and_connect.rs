@@ -29,6 +29,7 @@ struct Args {
     blocks: usize,
     data: PathBuf,
     readers: usize,
+    write_buffer_mib: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -38,6 +39,7 @@ fn parse_args() -> Args {
         blocks: 30,
         data: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-data"),
         readers: default_readers(),
+        write_buffer_mib: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,6 +55,7 @@ fn parse_args() -> Args {
             "--blocks" => a.blocks = value().parse().expect("number"),
             "--data" => a.data = PathBuf::from(value()),
             "--readers" => a.readers = value().parse().expect("number"),
+            "--write-buffer" => a.write_buffer_mib = Some(value().parse().expect("number")),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -213,6 +216,9 @@ fn scan_run(args: &Args, utxos: u64, work: &Path) -> (ScanRun, Engine, SynthSour
     let _ = std::fs::remove_dir_all(&opnet_dir);
     let mut config = EngineConfig::new(&opnet_dir, Network::Regtest);
     config.readers = args.readers;
+    if let Some(mib) = args.write_buffer_mib {
+        config.store.write_buffer_bytes = mib << 20;
+    }
     let mut engine = Engine::open(config).expect("engine");
     reset_peak_rss();
     let t = Instant::now();
@@ -279,7 +285,14 @@ fn connect_run(args: &Args, engine: &mut Engine, source: &SynthSource, spec: &Sy
     let mut disconnects = Vec::new();
     for _ in 0..args.blocks {
         let t = Instant::now();
-        engine.disconnect_tip().expect("disconnect");
+        if let Err(e) = engine.disconnect_tip() {
+            let store = engine.store().expect("store");
+            eprintln!(
+                "disconnect failed: {e}; undo heights by iteration now: {:?}",
+                store.undo_heights()
+            );
+            panic!("disconnect");
+        }
         disconnects.push(t.elapsed());
     }
     connects.sort();

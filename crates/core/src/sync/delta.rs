@@ -27,6 +27,27 @@ pub struct BlockDelta {
     pub spent_amount: u64,
 }
 
+/// Keys of the outputs `block` spends whose height or coinbase flag the source did
+/// not give (REST `spenttxouts`): the entries [`block_delta`] will need looked up.
+pub fn keys_to_look_up(block: &Block, spent: &BlockSpent) -> Vec<UtxoKey> {
+    let mut keys = Vec::new();
+    for (tx, tx_spent) in block.txdata.iter().zip(spent) {
+        if tx.is_coinbase() {
+            continue;
+        }
+        for (input, out) in tx.input.iter().zip(tx_spent) {
+            if out.height.is_none() || out.coinbase.is_none() {
+                keys.push(UtxoKey {
+                    script_hash: script_hash(&out.script),
+                    txid: input.previous_output.txid.to_byte_array(),
+                    vout: input.previous_output.vout,
+                });
+            }
+        }
+    }
+    keys
+}
+
 /// Computes the delta of `block` at `height`. Outputs created and spent inside the
 /// block never appear. `lookup` is asked for a spent entry only when the source gave
 /// no height or coinbase flag (e.g. REST `spenttxouts`); a missing entry then means

@@ -10,6 +10,7 @@
 //! one the partial entries came from: merging the two would be wrong, and a scan
 //! takes minutes.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,13 +18,15 @@ use std::sync::Arc;
 use bitcoin::hashes::Hash;
 use bitcoin::{Block, BlockHash};
 
-use super::delta::block_delta;
+use super::delta::{block_delta, keys_to_look_up};
 use super::scan::{scan_chainstate, ScanTarget};
 use super::status::{SyncPhase, SyncStatus};
 use super::SyncError;
 use crate::chainstate::{Chainstate, ChainstateError};
 use crate::format::undo::BlockSpent;
-use crate::index::{BlockRef, IndexBatch, IndexMeta, IndexStore, StoreOptions, SyncState, UtxoKey};
+use crate::index::{
+    BlockRef, IndexBatch, IndexMeta, IndexStore, StoreOptions, SyncState, UtxoKey, UtxoValue,
+};
 use crate::network::Network;
 use crate::source::{ChainSource, SourceError};
 
@@ -480,7 +483,19 @@ impl Engine {
                 tip_height: meta.tip.height,
             });
         }
-        let delta = block_delta(block, height, spent, &mut |k| store.get_utxo(k))?;
+        // Entries the source gave no height for are read in one pass, up front.
+        let wanted = keys_to_look_up(block, spent);
+        let found: HashMap<UtxoKey, UtxoValue> = if wanted.is_empty() {
+            HashMap::new()
+        } else {
+            let values = store.get_utxos(&wanted)?;
+            wanted
+                .into_iter()
+                .zip(values)
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect()
+        };
+        let delta = block_delta(block, height, spent, &mut |k| Ok(found.get(k).cloned()))?;
         let mut batch = IndexBatch::new();
         for (k, _) in &delta.undo.spent {
             batch.delete_utxo(k);
