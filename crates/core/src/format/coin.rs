@@ -116,14 +116,7 @@ pub fn deobfuscate(value: &mut [u8], key: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::testutil::{all_prefixes_fail, XorShift};
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::format::testutil::{all_prefixes_fail, hex, XorShift};
 
     /// `ccoins_serialization` in Bitcoin Core's src/test/coins_tests.cpp.
     #[test]

@@ -317,6 +317,14 @@ pub(crate) mod testutil {
         }
     }
 
+    /// Bytes of a hex literal (test vectors).
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
     /// Decodes every strict prefix of `full` and checks each is an error.
     pub(crate) fn all_prefixes_fail<T: std::fmt::Debug>(
         full: &[u8],

@@ -138,14 +138,7 @@ pub fn write_compressed_script(out: &mut Vec<u8>, script: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::testutil::{all_prefixes_fail, XorShift};
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::format::testutil::{all_prefixes_fail, hex, XorShift};
 
     fn compress(script: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
