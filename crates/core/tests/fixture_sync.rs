@@ -254,3 +254,42 @@ fn a_partial_flush_chainstate_is_refused() {
         other => panic!("expected PartialFlush, got {:?}", other.err()),
     }
 }
+
+#[test]
+fn a_source_on_a_shorter_fork_is_followed_and_a_stale_copy_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Index at B's tip (172), then a source whose active chain is A's (170): the
+    // index holds B's 170 at that height, a fork, so it rolls back to 167 and
+    // connects A's 168-170.
+    let mut engine = Engine::open(config(tmp.path())).unwrap();
+    sync_datadir(&mut engine, &fixture("datadir-B")).unwrap();
+    let outcome = sync_datadir(&mut engine, &fixture("datadir-A")).unwrap();
+    assert_eq!(
+        outcome,
+        CatchUp::AtTip {
+            height: 170,
+            disconnected: 5,
+            connected: 3
+        }
+    );
+    assert_matches_oracle(&engine, &load_oracle("oracle-A.json"));
+    drop(engine);
+
+    // With two blocks of undo, height 170 is out of reach: the index cannot tell an
+    // old copy from a fork and refuses rather than destroying itself.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.undo_retention = 2;
+    let mut engine = Engine::open(cfg).unwrap();
+    sync_datadir(&mut engine, &fixture("datadir-B")).unwrap();
+    match sync_datadir(&mut engine, &fixture("datadir-A")) {
+        Err(SyncError::SourceTooFarBehind {
+            index_height,
+            source_height,
+        }) => {
+            assert_eq!((index_height, source_height), (172, 170));
+        }
+        other => panic!("expected SourceTooFarBehind, got {other:?}"),
+    }
+    assert_matches_oracle(&engine, &load_oracle("oracle-B.json"));
+}

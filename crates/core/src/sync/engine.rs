@@ -375,14 +375,27 @@ impl Engine {
                 if on_source == Some(ours.hash) {
                     break;
                 }
-                if ours.height > tip.height
-                    && self.our_hash_at(tip.height)? == Some(tip.hash.to_byte_array())
-                {
-                    self.status.set_phase(SyncPhase::Live);
-                    return Ok(CatchUp::SourceBehind {
-                        index_height: ours.height,
-                        source_height: tip.height,
-                    });
+                if ours.height > tip.height {
+                    match self.our_hash_at(tip.height)? {
+                        Some(h) if h == tip.hash.to_byte_array() => {
+                            self.status.set_phase(SyncPhase::Live);
+                            return Ok(CatchUp::SourceBehind {
+                                index_height: ours.height,
+                                source_height: tip.height,
+                            });
+                        }
+                        // A fork: roll back below.
+                        Some(_) => {}
+                        // Beyond the undo log we cannot tell a lagging source (an old
+                        // copy of a datadir) from a fork; never destroy the index on a
+                        // guess.
+                        None => {
+                            return Err(SyncError::SourceTooFarBehind {
+                                index_height: ours.height,
+                                source_height: tip.height,
+                            })
+                        }
+                    }
                 }
                 self.disconnect_tip()?;
                 disconnected += 1;

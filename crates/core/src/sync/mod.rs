@@ -48,6 +48,12 @@ pub enum SyncError {
     Inconsistent(String),
     /// Shutdown was requested while a scan ran; the partial scan is discarded.
     Cancelled,
+    /// The source's tip is below the index's and older than its undo log, so
+    /// whether it is on the index's chain cannot be checked.
+    SourceTooFarBehind {
+        index_height: u32,
+        source_height: u32,
+    },
 }
 
 impl fmt::Display for SyncError {
@@ -71,6 +77,13 @@ impl fmt::Display for SyncError {
             SyncError::NeedsResync(m) => write!(f, "index needs a resync: {m}"),
             SyncError::Inconsistent(m) => write!(f, "index and chain disagree: {m}"),
             SyncError::Cancelled => write!(f, "cancelled by shutdown"),
+            SyncError::SourceTooFarBehind { index_height, source_height } => write!(
+                f,
+                "the chain source is at height {source_height}, {} blocks behind the index at \
+                 {index_height} and beyond its undo log: is it an old copy of the datadir? Use an \
+                 up-to-date source, or delete the index to rebuild it from this one",
+                index_height - source_height
+            ),
         }
     }
 }
