@@ -104,8 +104,23 @@ pub struct DatadirSource {
 impl DatadirSource {
     /// Loads the block index of `dir` (the directory holding `blocks/`) and picks the
     /// active chain: the most-work block that Bitcoin Core fully validated and
-    /// connected (scripts checked, data and undo on disk, not marked failed).
+    /// connected (scripts checked, data and undo on disk, not marked failed). Among
+    /// equal-work tips it keeps the chain of the chainstate's best block, as Bitcoin
+    /// Core does on restart, so `dir/chainstate` is read (read-only) for that hint.
     pub fn open(dir: &Path, network: Network) -> Result<DatadirSource, DatadirError> {
+        let hint = crate::chainstate::Chainstate::open(&dir.join("chainstate"))
+            .map(|c| c.best_block())
+            .ok();
+        DatadirSource::open_with_hint(dir, network, hint)
+    }
+
+    /// As [`DatadirSource::open`], with the block whose chain wins a tie given
+    /// explicitly (e.g. the best block of a chainstate snapshot taken elsewhere).
+    pub fn open_with_hint(
+        dir: &Path,
+        network: Network,
+        hint: Option<BlockHash>,
+    ) -> Result<DatadirSource, DatadirError> {
         let blocks = dir.join("blocks");
         let index_dir = blocks.join("index");
         if !index_dir.is_dir() {
@@ -121,7 +136,7 @@ impl DatadirSource {
         drop(it);
         let files = BlockFiles::open(&blocks, network.magic())?;
         let active =
-            active_chain(&entries).ok_or_else(|| DatadirError::NoChain(dir.to_path_buf()))?;
+            active_chain(&entries, hint).ok_or_else(|| DatadirError::NoChain(dir.to_path_buf()))?;
         let genesis = active[0];
         if genesis != network.genesis_hash() {
             let found = Network::ALL
@@ -161,42 +176,56 @@ impl DatadirSource {
     }
 }
 
-/// Follows `prev` links from the best connected block down to genesis.
-fn active_chain(entries: &HashMap<BlockHash, DiskBlockIndex>) -> Option<Vec<BlockHash>> {
+/// Follows `prev` links from the best connected block down to genesis. Entries
+/// whose height does not follow their parent's are ignored (with their
+/// descendants): a corrupt record must not derail the chain.
+fn active_chain(
+    entries: &HashMap<BlockHash, DiskBlockIndex>,
+    hint: Option<BlockHash>,
+) -> Option<Vec<BlockHash>> {
     // Cumulative work, computed in height order so parents come first.
     let mut by_height: Vec<&DiskBlockIndex> = entries.values().collect();
     by_height.sort_by_key(|e| e.height);
     let mut work: HashMap<BlockHash, Work> = HashMap::with_capacity(by_height.len());
     let mut failed: HashMap<BlockHash, bool> = HashMap::with_capacity(by_height.len());
-    let mut best: Option<(&DiskBlockIndex, Work)> = None;
+    let mut candidates: Vec<(&DiskBlockIndex, Work)> = Vec::new();
     for e in by_height {
         let own = e.header.target().to_work();
         let parent = e.header.prev_blockhash;
         let (w, parent_failed) = if e.height == 0 {
             (own, false)
         } else {
-            match (work.get(&parent), failed.get(&parent)) {
-                (Some(pw), Some(pf)) => (*pw + own, *pf),
-                // An orphan entry: no known parent, cannot be on a chain.
+            match (work.get(&parent), failed.get(&parent), entries.get(&parent)) {
+                (Some(pw), Some(pf), Some(p)) if p.height + 1 == e.height => (*pw + own, *pf),
+                // An orphan or inconsistent entry: it cannot be on a chain.
                 _ => continue,
             }
         };
         let is_failed = parent_failed || e.failed();
         work.insert(e.hash, w);
         failed.insert(e.hash, is_failed);
-        let connected = e.have_data() && (e.have_undo() || e.height == 0) && e.valid_level() >= 5;
-        if is_failed || !connected {
-            continue;
-        }
-        let better = match &best {
-            None => true,
-            Some((b, bw)) => w > *bw || (w == *bw && e.hash < b.hash),
-        };
-        if better {
-            best = Some((e, w));
+        // Bitcoin Core never raises genesis to script-validated; it is connected
+        // by definition once its data is on disk.
+        let connected = e.have_data() && (e.height == 0 || (e.have_undo() && e.valid_level() >= 5));
+        if !is_failed && connected {
+            candidates.push((e, w));
         }
     }
-    let (tip, _) = best?;
+    let max = candidates.iter().map(|(_, w)| *w).max()?;
+    // Among equal-work tips: the chain holding the chainstate's best block, then
+    // (no hint, or none holds it) the lowest hash, so the choice is deterministic.
+    let hint_height = hint.and_then(|h| entries.get(&h)).map(|e| e.height);
+    let tip = candidates
+        .iter()
+        .filter(|(_, w)| *w == max)
+        .map(|(e, _)| *e)
+        .min_by_key(|e| {
+            let on_hint = match (hint, hint_height) {
+                (Some(h), Some(hh)) => ancestor_at(entries, e, hh) == Some(h),
+                _ => false,
+            };
+            (!on_hint, e.hash)
+        })?;
     let mut chain = vec![tip.hash; tip.height as usize + 1];
     let mut cur = tip;
     loop {
@@ -207,6 +236,19 @@ fn active_chain(entries: &HashMap<BlockHash, DiskBlockIndex>) -> Option<Vec<Bloc
         cur = entries.get(&cur.header.prev_blockhash)?;
     }
     Some(chain)
+}
+
+/// The hash of `from`'s ancestor at `height` (itself included).
+fn ancestor_at(
+    entries: &HashMap<BlockHash, DiskBlockIndex>,
+    from: &DiskBlockIndex,
+    height: u32,
+) -> Option<BlockHash> {
+    let mut cur = from;
+    while cur.height > height {
+        cur = entries.get(&cur.header.prev_blockhash)?;
+    }
+    (cur.height == height).then_some(cur.hash)
 }
 
 impl ChainSource for DatadirSource {
@@ -285,4 +327,87 @@ impl ChainSource for DatadirSource {
 
 fn corrupt(e: FormatError) -> SourceError {
     SourceError::Corrupt(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::block_index::{
+        BLOCK_HAVE_DATA, BLOCK_HAVE_UNDO, BLOCK_VALID_SCRIPTS, BLOCK_VALID_TREE,
+    };
+
+    fn entry(header: bitcoin::block::Header, height: u32, status: u32) -> DiskBlockIndex {
+        DiskBlockIndex {
+            hash: header.block_hash(),
+            height,
+            status,
+            n_tx: 1,
+            file: Some(0),
+            data_pos: Some(8),
+            undo_pos: Some(8),
+            header,
+        }
+    }
+
+    fn child(parent: &DiskBlockIndex, nonce: u32) -> DiskBlockIndex {
+        let mut h = parent.header;
+        h.prev_blockhash = parent.hash;
+        h.nonce = nonce;
+        entry(
+            h,
+            parent.height + 1,
+            BLOCK_HAVE_DATA | BLOCK_HAVE_UNDO | BLOCK_VALID_SCRIPTS,
+        )
+    }
+
+    fn genesis() -> DiskBlockIndex {
+        let g = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header;
+        // As Bitcoin Core leaves it: data on disk, validated only to TREE.
+        entry(g, 0, BLOCK_HAVE_DATA | BLOCK_VALID_TREE)
+    }
+
+    fn index(list: &[&DiskBlockIndex]) -> HashMap<BlockHash, DiskBlockIndex> {
+        list.iter().map(|e| (e.hash, (*e).clone())).collect()
+    }
+
+    #[test]
+    fn equal_work_tips_follow_the_chainstate_best_block() {
+        let g = genesis();
+        let (x, y) = (child(&g, 1), child(&g, 2));
+        let all = index(&[&g, &x, &y]);
+        assert_eq!(active_chain(&all, Some(x.hash)), Some(vec![g.hash, x.hash]));
+        assert_eq!(active_chain(&all, Some(y.hash)), Some(vec![g.hash, y.hash]));
+        // The hint's descendant wins a tie too; strictly more work always wins.
+        let x2 = child(&x, 3);
+        let y2 = child(&y, 4);
+        let y3 = child(&y2, 5);
+        let all = index(&[&g, &x, &y, &x2, &y2]);
+        assert_eq!(
+            active_chain(&all, Some(x.hash)),
+            Some(vec![g.hash, x.hash, x2.hash])
+        );
+        let all = index(&[&g, &x, &y, &x2, &y2, &y3]);
+        assert_eq!(
+            active_chain(&all, Some(x.hash)).map(|c| c[3]),
+            Some(y3.hash)
+        );
+    }
+
+    #[test]
+    fn a_datadir_holding_only_genesis_has_a_chain() {
+        let g = genesis();
+        assert_eq!(active_chain(&index(&[&g]), None), Some(vec![g.hash]));
+    }
+
+    #[test]
+    fn a_record_whose_height_does_not_follow_its_parent_is_ignored() {
+        let g = genesis();
+        let x = child(&g, 1);
+        let mut bad = child(&x, 2);
+        bad.height = 7;
+        assert_eq!(
+            active_chain(&index(&[&g, &x, &bad]), None),
+            Some(vec![g.hash, x.hash])
+        );
+    }
 }

@@ -12,7 +12,7 @@ use opnet::chainstate::{Chainstate, ChainstateError};
 use opnet::datadir::{DatadirError, DatadirSource};
 use opnet::index::{IndexError, SyncState};
 use opnet::replay::{ReplayChain, ReplayStep};
-use opnet::sync::{CatchUp, Engine, EngineConfig, SyncError};
+use opnet::sync::{BlockEventKind, CatchUp, Engine, EngineConfig, SyncError};
 use opnet::Network;
 
 fn config(dir: &Path) -> EngineConfig {
@@ -155,6 +155,10 @@ fn a_reorg_deeper_than_the_undo_log_resyncs() {
     drop(engine);
 
     let mut engine = Engine::open(cfg).unwrap();
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = events.clone();
+    engine.set_observer(move |e| sink.lock().unwrap().push((e.kind, e.seq, e.height)));
+    let old_store = engine.store().unwrap();
     // Three blocks must be undone, only two can be: the index goes stale and is
     // rebuilt from datadir B's chainstate.
     let outcome = sync_datadir(&mut engine, &fixture("datadir-B")).unwrap();
@@ -169,9 +173,21 @@ fn a_reorg_deeper_than_the_undo_log_resyncs() {
     assert_matches_oracle(&engine, &load_oracle("oracle-B.json"));
     let meta = engine.meta().unwrap();
     assert_eq!(meta.snapshot.height, 172, "rebuilt from B's chainstate");
-    assert!(
-        meta.event_seq >= seq_before,
-        "event sequence never goes backwards"
+    // Subscribers see the two disconnects, then the rebuild as an event of its own.
+    assert_eq!(
+        *events.lock().unwrap(),
+        vec![
+            (BlockEventKind::Disconnected, seq_before + 1, 170),
+            (BlockEventKind::Disconnected, seq_before + 2, 169),
+            (BlockEventKind::Rebuilt, seq_before + 3, 172),
+        ]
+    );
+    assert_eq!(meta.event_seq, seq_before + 3);
+    // A handle to the replaced index refuses to answer instead of reading stale data.
+    assert_eq!(old_store.read_meta().err(), Some(IndexError::Superseded));
+    assert_eq!(
+        old_store.for_each_utxo(|_, _| Ok(())).err(),
+        Some(IndexError::Superseded)
     );
     assert_eq!(
         engine.store().unwrap().undo_heights().unwrap(),

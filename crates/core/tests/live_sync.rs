@@ -89,3 +89,24 @@ fn scan_of_a_stale_branch_snapshot_then_reorg_on_the_worker() {
     let progress = status.snapshot();
     assert_eq!((progress.height, progress.scanned_utxos), (172, 3904));
 }
+
+#[test]
+fn an_engine_returned_by_shutdown_runs_again() {
+    let (blocks, steps) = load_chain();
+    let chain = Arc::new(ReplayChain::new(Network::Regtest, blocks));
+    let tmp = tempfile::tempdir().unwrap();
+    let mut engine = Engine::open(EngineConfig::new(tmp.path(), Network::Regtest)).unwrap();
+    engine.init_at_genesis().unwrap();
+    let live = LiveSync::start(engine, chain.clone(), no_chainstate(), 8).unwrap();
+    assert!(live.wait_applied());
+    let engine = live.shutdown().unwrap();
+    // The chain moves on while no worker runs: the restarted worker must catch up
+    // (shutdown's cancel flag must not stop it).
+    for step in &steps[..10] {
+        chain.step(*step).unwrap();
+    }
+    let live = LiveSync::start(engine, chain.clone(), no_chainstate(), 8).unwrap();
+    assert!(live.wait_applied());
+    let engine = live.shutdown().unwrap();
+    assert_eq!(engine.meta().unwrap().tip.height, 10);
+}

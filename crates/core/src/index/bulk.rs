@@ -6,7 +6,8 @@
 //! bucket in memory; past the memory budget every bucket is appended to its own
 //! spill file. At the end each bucket is loaded, sorted and emitted in turn, the next
 //! bucket being sorted on another thread while the current one is written. Memory is
-//! the budget plus two buckets (a bucket is 1/256 of the index: ~80 MB on mainnet).
+//! the budget plus three buckets (one being written, one queued, one being sorted;
+//! a bucket is 1/256 of the index: ~80 MB on mainnet).
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -112,7 +113,9 @@ impl BucketSorter {
                 w.write_all(bucket)
                     .map_err(|e| io_error("writing", &path, e))?;
             }
-            bucket.clear();
+            // Release the memory, not just the length: 256 grown buckets would
+            // otherwise hold up to twice the budget.
+            *bucket = Vec::new();
         }
         self.buffered = 0;
         Ok(())

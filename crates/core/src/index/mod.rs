@@ -33,6 +33,8 @@ pub enum IndexError {
     Io(String),
     /// A pagination cursor that does not belong to the queried script.
     BadCursor,
+    /// This handle belongs to an index that a rebuild replaced.
+    Superseded,
 }
 
 impl fmt::Display for IndexError {
@@ -50,6 +52,7 @@ impl fmt::Display for IndexError {
             IndexError::Db(m) => write!(f, "index database error: {m}"),
             IndexError::Io(m) => write!(f, "index I/O error: {m}"),
             IndexError::BadCursor => write!(f, "cursor does not belong to the queried script"),
+            IndexError::Superseded => write!(f, "the index was rebuilt; this handle is no longer valid"),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! crash leaves the index at block N or N+1, never in between.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use rusty_leveldb::{LdbIterator, Options, WriteBatch, DB};
@@ -95,6 +96,9 @@ pub struct IndexStore {
     dir: PathBuf,
     network: Network,
     db: Mutex<DB>,
+    /// Set when a rebuilt index replaced this one: holders of an old handle get
+    /// `Superseded` instead of reading a deleted database.
+    retired: AtomicBool,
 }
 
 impl IndexStore {
@@ -136,6 +140,7 @@ impl IndexStore {
             dir: dir.to_path_buf(),
             network,
             db: Mutex::new(db),
+            retired: AtomicBool::new(false),
         };
         let meta = store.read_meta()?;
         Ok((store, meta))
@@ -155,7 +160,16 @@ impl IndexStore {
         &self.dir
     }
 
+    /// Marks this handle as replaced by a rebuilt index; every later call fails
+    /// with `Superseded` (the caller should ask the engine for the new store).
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, DB>, IndexError> {
+        if self.retired.load(Ordering::Acquire) {
+            return Err(IndexError::Superseded);
+        }
         // A poisoned lock means a thread panicked mid-operation; LevelDB's own state is
         // still consistent on disk, but we refuse to guess about the in-memory one.
         self.db
@@ -241,6 +255,15 @@ impl IndexStore {
     /// returns (a killed process loses nothing that was committed).
     pub fn commit(&self, mut batch: IndexBatch, meta: &IndexMeta) -> Result<(), IndexError> {
         batch.inner.put(META_KEY, &meta.encode());
+        let mut db = self.lock()?;
+        db.write(batch.inner, true)
+            .map_err(|e| db_error("writing", &self.dir, e))
+    }
+
+    /// Applies `batch` without touching the metadata: only for building a new index
+    /// (a scan's undo history), which is discarded unless its metadata is written
+    /// last. Every other change goes through [`IndexStore::commit`].
+    pub fn write(&self, batch: IndexBatch) -> Result<(), IndexError> {
         let mut db = self.lock()?;
         db.write(batch.inner, true)
             .map_err(|e| db_error("writing", &self.dir, e))

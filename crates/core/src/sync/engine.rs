@@ -83,10 +83,20 @@ pub fn default_readers() -> usize {
     cores.saturating_sub(2).max(2)
 }
 
-/// A block applied to or removed from the index, as subscribers are told.
+/// What happened to the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockEventKind {
+    Connected,
+    Disconnected,
+    /// The index was rebuilt from a chainstate (a reorg deeper than the undo log):
+    /// everything a subscriber derived from earlier events must be fetched again.
+    Rebuilt,
+}
+
+/// A change of the index, as subscribers are told.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockEvent {
-    pub connected: bool,
+    pub kind: BlockEventKind,
     /// Event sequence number: +1 per event, persisted, never reused.
     pub seq: u64,
     pub height: u32,
@@ -337,13 +347,24 @@ impl Engine {
             snapshot: at,
             utxo_count: totals.utxos,
             total_amount: totals.amount,
-            event_seq: self.meta.as_ref().map(|m| m.event_seq).unwrap_or(0),
+            // A rebuild is an event of its own, so subscribers see the break.
+            event_seq: self.meta.as_ref().map(|m| m.event_seq + 1).unwrap_or(0),
         };
-        let undo = synthesize_undo(source, best, info.height, self.config.undo_retention)?;
-        store.commit(undo, &meta)?;
+        let rebuilt = self.meta.is_some();
+        synthesize_undo(
+            &store,
+            source,
+            best,
+            info.height,
+            self.config.undo_retention,
+        )?;
+        // The Ready metadata last: until it is written the directory is discarded.
+        store.commit(IndexBatch::new(), &meta)?;
         drop(store);
-        // Swap the finished scan in.
-        self.store = None;
+        // Swap the finished scan in; handles to the old index stop answering.
+        if let Some(old) = self.store.take() {
+            old.retire();
+        }
         install_scan_dir(&self.config)?;
         let (store, reopened) = IndexStore::open(
             &self.config.index_dir(),
@@ -353,6 +374,17 @@ impl Engine {
         self.store = Some(Arc::new(store));
         self.meta = reopened;
         self.status.set_heights(info.height, info.height);
+        if rebuilt {
+            self.notify(&BlockEvent {
+                kind: BlockEventKind::Rebuilt,
+                seq: meta.event_seq,
+                height: info.height,
+                hash: meta.tip.hash,
+                prev_hash: info.header.prev_blockhash.to_byte_array(),
+                added: Vec::new(),
+                removed: Vec::new(),
+            });
+        }
         Ok(())
     }
 
@@ -549,7 +581,7 @@ impl Engine {
         };
         store.commit(batch, &new_meta)?;
         let event = BlockEvent {
-            connected: true,
+            kind: BlockEventKind::Connected,
             seq: new_meta.event_seq,
             height,
             hash: delta.undo.block_hash,
@@ -619,7 +651,7 @@ impl Engine {
         };
         store.commit(batch, &new_meta)?;
         let event = BlockEvent {
-            connected: false,
+            kind: BlockEventKind::Disconnected,
             seq: new_meta.event_seq,
             height: meta.tip.height,
             hash: undo.block_hash,
@@ -636,7 +668,7 @@ impl Engine {
 
     fn notify(&mut self, event: &BlockEvent) {
         tracing::debug!(
-            connected = event.connected,
+            kind = ?event.kind,
             height = event.height,
             seq = event.seq,
             "block applied"
@@ -694,26 +726,32 @@ impl Engine {
 /// Builds undo records for up to `retention` blocks ending at the snapshot block,
 /// from the source's undo data (which must carry heights).
 fn synthesize_undo(
+    store: &IndexStore,
     source: &dyn ChainSource,
     best: BlockHash,
     best_height: u32,
     retention: u32,
-) -> Result<IndexBatch, SyncError> {
+) -> Result<(), SyncError> {
+    // Records are 1-2 MB each on mainnet: written a few at a time, not in one batch.
+    const RECORDS_PER_WRITE: usize = 8;
     let mut batch = IndexBatch::new();
     let (mut hash, mut height) = (best, best_height);
     for _ in 0..retention {
         if height == 0 {
             break;
         }
-        let block = match source.block(&hash) {
-            Ok(b) => b,
+        let fetched = source
+            .block(&hash)
+            .and_then(|b| Ok((b, source.spent_outputs(&hash)?)));
+        let (block, spent) = match fetched {
+            Ok(pair) => pair,
+            // A pruned node, or data the source no longer has: history stops here.
             Err(SourceError::NotFound(why)) => {
                 tracing::warn!(height, %why, "undo history below the snapshot stops here");
                 break;
             }
             Err(e) => return Err(e.into()),
         };
-        let spent = source.spent_outputs(&hash)?;
         if spent
             .iter()
             .flatten()
@@ -727,10 +765,16 @@ fn synthesize_undo(
         }
         let delta = block_delta(&block, height, &spent, &mut |_| Ok(None))?;
         batch.put_undo(&delta.undo);
+        if batch.len() >= RECORDS_PER_WRITE {
+            store.write(std::mem::take(&mut batch))?;
+        }
         hash = block.header.prev_blockhash;
         height -= 1;
     }
-    Ok(batch)
+    if !batch.is_empty() {
+        store.write(batch)?;
+    }
+    Ok(())
 }
 
 /// Deals with what an earlier process's scan left: spill files are deleted, a

@@ -29,6 +29,11 @@ enum Message {
 pub struct LiveSync {
     messages: Sender<Message>,
     stop: Sender<()>,
+    /// Nudges an idle worker after an event was dropped, so it catches up now
+    /// rather than at the next block.
+    wake: Sender<()>,
+    /// Disconnected when the worker thread ends: nothing waits on a dead worker.
+    alive: Receiver<()>,
     overflowed: Arc<AtomicBool>,
     cancel: Arc<AtomicBool>,
     worker: Option<JoinHandle<Result<Engine, SyncError>>>,
@@ -45,16 +50,25 @@ impl LiveSync {
     ) -> Result<LiveSync, SyncError> {
         let (messages, rx) = bounded(buffer.max(1));
         let (stop, stop_rx) = bounded(1);
+        let (wake, wake_rx) = bounded(1);
+        let (alive_tx, alive) = bounded::<()>(0);
         let overflowed = Arc::new(AtomicBool::new(false));
         let cancel = engine.cancel_flag();
+        // An engine returned by an earlier shutdown still carries its cancel flag.
+        cancel.store(false, Ordering::Relaxed);
         let flag = overflowed.clone();
         let worker = std::thread::Builder::new()
             .name("opnet-sync".into())
-            .spawn(move || run(engine, source, chainstate, rx, stop_rx, flag))
+            .spawn(move || {
+                let _alive = alive_tx;
+                run(engine, source, chainstate, rx, stop_rx, wake_rx, flag)
+            })
             .map_err(|e| SyncError::Io(format!("starting the sync thread: {e}")))?;
         Ok(LiveSync {
             messages,
             stop,
+            wake,
+            alive,
             overflowed,
             cancel,
             worker: Some(worker),
@@ -68,6 +82,9 @@ impl LiveSync {
             Ok(()) => true,
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.overflowed.store(true, Ordering::Relaxed);
+                // Set before the wake: a worker that drained the buffer meanwhile
+                // sees the flag when it wakes.
+                let _ = self.wake.try_send(());
                 false
             }
         }
@@ -78,10 +95,20 @@ impl LiveSync {
     /// call it from a host callback. False if the worker has stopped.
     pub fn wait_applied(&self) -> bool {
         let (tx, rx) = bounded(1);
-        if self.messages.send(Message::Barrier(tx)).is_err() {
-            return false;
+        // A worker that ended leaves the channel open (we hold a sender), so both
+        // the send and the answer are raced against its end.
+        select! {
+            send(self.messages, Message::Barrier(tx)) -> sent => {
+                if sent.is_err() {
+                    return false;
+                }
+            }
+            recv(self.alive) -> _ => return false,
         }
-        rx.recv().is_ok()
+        select! {
+            recv(rx) -> answer => answer.is_ok(),
+            recv(self.alive) -> _ => false,
+        }
     }
 
     /// Stops the worker (cancelling a running scan) and returns the engine. Events
@@ -104,6 +131,7 @@ fn run(
     chainstate: SharedChainstateOpener,
     messages: Receiver<Message>,
     stop: Receiver<()>,
+    wake: Receiver<()>,
     overflowed: Arc<AtomicBool>,
 ) -> Result<Engine, SyncError> {
     let opener = || chainstate();
@@ -118,6 +146,14 @@ fn run(
     loop {
         let message = select! {
             recv(stop) -> _ => return Ok(engine),
+            recv(wake) -> _ => {
+                if overflowed.load(Ordering::Relaxed)
+                    && recover(&mut engine, source.as_ref(), &opener, &overflowed).is_err()
+                {
+                    return Ok(engine);
+                }
+                continue;
+            }
             recv(messages) -> m => match m {
                 Ok(m) => m,
                 Err(_) => return Ok(engine),

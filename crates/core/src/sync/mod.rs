@@ -10,7 +10,8 @@ pub mod status;
 use std::fmt;
 
 pub use engine::{
-    default_readers, BlockEvent, CatchUp, ChainEvent, Engine, EngineConfig, DEFAULT_UNDO_RETENTION,
+    default_readers, BlockEvent, BlockEventKind, CatchUp, ChainEvent, Engine, EngineConfig,
+    DEFAULT_UNDO_RETENTION,
 };
 pub use live::LiveSync;
 pub use status::{SyncPhase, SyncProgress, SyncStatus};
