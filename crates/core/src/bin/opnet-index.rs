@@ -220,6 +220,12 @@ fn spawn_progress(
         {
             let p = status.snapshot();
             match p.phase {
+                SyncPhase::Scanning if p.written_utxos > 0 => {
+                    eprintln!(
+                        "writing index  {} of {} UTXOs",
+                        p.written_utxos, p.scanned_utxos
+                    )
+                }
                 SyncPhase::Scanning => {
                     let pct = if p.total_bytes > 0 {
                         (p.scanned_bytes as f64 / p.total_bytes as f64 * 100.0).min(100.0)

@@ -55,12 +55,6 @@ impl IndexBatch {
         self.ops += 1;
     }
 
-    /// Adds a UTXO entry whose value is already serialized (the scan's hot path).
-    pub fn put_utxo_raw(&mut self, key: &[u8], value: &[u8]) {
-        self.inner.put(key, value);
-        self.ops += 1;
-    }
-
     /// Removes a UTXO entry.
     pub fn delete_utxo(&mut self, key: &UtxoKey) {
         self.inner.delete(&key.encode());
