@@ -3,6 +3,10 @@
 
 #![cfg(feature = "engine")]
 
+mod common;
+
+use common::Rng;
+
 use std::collections::{BTreeMap, HashSet};
 use std::io::ErrorKind;
 use std::path::Path;
@@ -14,33 +18,6 @@ use rusty_leveldb::{LdbIterator, Options, DB};
 
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn fill(&mut self, out: &mut [u8]) {
-        for c in out.chunks_mut(8) {
-            let r = self.next().to_le_bytes();
-            c.copy_from_slice(&r[..c.len()]);
-        }
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut v = vec![0; n];
-        self.fill(&mut v);
-        v
-    }
-}
 
 /// A UTXO-index key: `u` + script hash (32) + txid (32) + vout-like counter (4, BE).
 /// Script hashes come from a pool a third the size of `n`, so keys share 33-byte
