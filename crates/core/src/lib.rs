@@ -7,6 +7,7 @@
 
 pub mod format;
 pub mod network;
+pub mod protocol;
 #[cfg(feature = "engine")]
 pub mod synth;
 
