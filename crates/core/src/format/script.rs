@@ -19,12 +19,13 @@ pub const MAX_SCRIPT_SIZE: usize = 10_000;
 /// Number of special `nSize` values (`nSpecialScripts`).
 const SPECIAL_SCRIPTS: u64 = 6;
 
-const OP_DUP: u8 = 0x76;
-const OP_HASH160: u8 = 0xa9;
-const OP_EQUALVERIFY: u8 = 0x88;
-const OP_EQUAL: u8 = 0x87;
-const OP_CHECKSIG: u8 = 0xac;
-const OP_RETURN: u8 = 0x6a;
+// The opcodes the compressed forms are made of (shared with the synthetic data).
+pub(crate) const OP_DUP: u8 = 0x76;
+pub(crate) const OP_HASH160: u8 = 0xa9;
+pub(crate) const OP_EQUALVERIFY: u8 = 0x88;
+pub(crate) const OP_EQUAL: u8 = 0x87;
+pub(crate) const OP_CHECKSIG: u8 = 0xac;
+pub(crate) const OP_RETURN: u8 = 0x6a;
 
 /// Reads one compressed script, advancing `buf` past it, and returns the full
 /// scriptPubKey.

@@ -491,6 +491,26 @@ impl TableIter {
         Ok(())
     }
 
+    /// Loads the block the index points at and moves to its first entry; false
+    /// when the block is empty.
+    fn enter_current_block(&mut self) -> Result<bool> {
+        self.load_block()?;
+        let block = current_block(
+            &self.chunk,
+            &self.dbuf,
+            self.blk_in_dbuf,
+            self.blk_start,
+            self.blk_end,
+        );
+        match self.data.seek_to_first(block) {
+            Ok(found) => Ok(found),
+            Err(e) => {
+                self.valid = false;
+                Err(self.data_err(e))
+            }
+        }
+    }
+
     /// Moves to the first entry of the next non-empty block (or becomes invalid).
     fn next_block(&mut self) -> Result<()> {
         loop {
@@ -502,24 +522,9 @@ impl TableIter {
                 self.valid = false;
                 return Ok(());
             }
-            self.load_block()?;
-            let block = current_block(
-                &self.chunk,
-                &self.dbuf,
-                self.blk_in_dbuf,
-                self.blk_start,
-                self.blk_end,
-            );
-            match self.data.seek_to_first(block) {
-                Ok(true) => {
-                    self.valid = true;
-                    return self.check_key();
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    self.valid = false;
-                    return Err(self.data_err(e));
-                }
+            if self.enter_current_block()? {
+                self.valid = true;
+                return self.check_key();
             }
         }
     }
@@ -533,21 +538,11 @@ impl TableIter {
         if !first {
             return Ok(());
         }
-        self.load_block()?;
-        let block = current_block(
-            &self.chunk,
-            &self.dbuf,
-            self.blk_in_dbuf,
-            self.blk_start,
-            self.blk_end,
-        );
-        match self.data.seek_to_first(block) {
-            Ok(true) => {
-                self.valid = true;
-                self.check_key()
-            }
-            Ok(false) => self.next_block(),
-            Err(e) => Err(self.data_err(e)),
+        if self.enter_current_block()? {
+            self.valid = true;
+            self.check_key()
+        } else {
+            self.next_block()
         }
     }
 

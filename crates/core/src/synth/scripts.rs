@@ -95,17 +95,13 @@ pub(crate) fn key_pool() -> &'static [[u8; 65]] {
     })
 }
 
+use crate::format::script::{OP_CHECKSIG, OP_DUP, OP_EQUAL, OP_EQUALVERIFY, OP_HASH160, OP_RETURN};
+
 const OP_0: u8 = 0x00;
 const OP_1: u8 = 0x51;
 const OP_2: u8 = 0x52;
-const OP_DUP: u8 = 0x76;
-const OP_HASH160: u8 = 0xa9;
 const OP_SHA256: u8 = 0xa8;
-const OP_EQUAL: u8 = 0x87;
-const OP_EQUALVERIFY: u8 = 0x88;
-const OP_CHECKSIG: u8 = 0xac;
 const OP_CHECKMULTISIG: u8 = 0xae;
-const OP_RETURN: u8 = 0x6a;
 
 /// Appends `n` random bytes.
 fn random_bytes(rng: &mut Rng, out: &mut Vec<u8>, n: usize) {
