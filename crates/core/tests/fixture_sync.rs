@@ -10,7 +10,7 @@ use bitcoin::hashes::Hash;
 use common::{fingerprint, fixture, index_utxos, load_chain, load_oracle, Oracle};
 use opnet::chainstate::{Chainstate, ChainstateError};
 use opnet::datadir::{DatadirError, DatadirSource};
-use opnet::index::{IndexError, SyncState};
+use opnet::index::{EventKind, IndexError, SyncState};
 use opnet::replay::{ReplayChain, ReplayStep};
 use opnet::sync::{BlockEventKind, CatchUp, Engine, EngineConfig, SyncError};
 use opnet::Network;
@@ -120,7 +120,9 @@ fn replaying_the_recorded_events_from_an_empty_index_equals_both_tips() {
     let oracle_b = load_oracle("oracle-B.json");
     let chain = ReplayChain::new(Network::Regtest, blocks);
     let tmp = tempfile::tempdir().unwrap();
-    let mut engine = Engine::open(config(tmp.path())).unwrap();
+    let mut cfg = config(tmp.path());
+    cfg.event_retention = 50;
+    let mut engine = Engine::open(cfg.clone()).unwrap();
     engine.init_at_genesis().unwrap();
     let mut seen_a = false;
     for step in &steps {
@@ -138,6 +140,36 @@ fn replaying_the_recorded_events_from_an_empty_index_equals_both_tips() {
     assert!(seen_a, "the script passes through tip A");
     assert_matches_oracle(&engine, &oracle_b);
     assert_eq!(engine.meta().unwrap().event_seq, steps.len() as u64);
+
+    // The event log keeps exactly the last 50 block events, each describing its step,
+    // and survives a reopen together with the counter.
+    drop(engine);
+    let engine = Engine::open(cfg).unwrap();
+    assert_eq!(engine.event_clock().last(), steps.len() as u64);
+    let log = engine.store().unwrap().events_after(0).unwrap();
+    assert_eq!(log.len(), 50);
+    for (record, (i, step)) in log
+        .iter()
+        .zip(steps.iter().enumerate().skip(steps.len() - 50))
+    {
+        assert_eq!(record.seq, i as u64 + 1);
+        match step {
+            ReplayStep::Connect(h) => {
+                assert_eq!(record.kind, EventKind::Connected);
+                assert_eq!(record.hash, h.to_byte_array());
+                assert!(record.tx_count >= 1);
+            }
+            ReplayStep::Disconnect(h) => {
+                assert_eq!(record.kind, EventKind::Disconnected);
+                assert_eq!(record.hash, h.to_byte_array());
+            }
+        }
+    }
+    let tail = engine.store().unwrap().events_after(170).unwrap();
+    assert_eq!(
+        tail.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (171..=178).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -192,6 +224,13 @@ fn a_reorg_deeper_than_the_undo_log_resyncs() {
     assert_eq!(
         engine.store().unwrap().undo_heights().unwrap(),
         vec![171, 172]
+    );
+    // The rebuilt index's event log starts with the rebuild.
+    let log = engine.store().unwrap().events_after(0).unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].kind, log[0].seq, log[0].height),
+        (EventKind::Rebuilt, seq_before + 3, 172)
     );
 }
 

@@ -3,6 +3,7 @@
 
 pub mod bulk;
 pub mod entry;
+pub mod events;
 pub mod keys;
 pub mod meta;
 pub mod store;
@@ -11,6 +12,7 @@ pub mod undo;
 use std::fmt;
 
 pub use entry::UtxoValue;
+pub use events::{EventKind, EventRecord};
 pub use keys::{script_hash, ScriptHash, UtxoKey};
 pub use meta::{BlockRef, IndexMeta, SyncState, SCHEMA_VERSION};
 pub use store::{IndexBatch, IndexStore, StoreOptions};

@@ -12,6 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusty_leveldb::{LdbIterator, Options, WriteBatch, DB};
 
 use super::entry::UtxoValue;
+use super::events::{self, EventRecord, EVENT_PREFIX, SEQ_RESERVATION_KEY};
 use super::keys::{self, ScriptHash, UtxoKey, META_KEY, UNDO_PREFIX, UTXO_PREFIX};
 use super::meta::IndexMeta;
 use super::undo::UndoRecord;
@@ -71,6 +72,19 @@ impl IndexBatch {
     /// Drops the undo record of the block at `height`.
     pub fn delete_undo(&mut self, height: u32) {
         self.inner.delete(&keys::undo_key(height));
+        self.ops += 1;
+    }
+
+    /// Logs a block event, so it can be replayed to clients after a restart.
+    pub fn put_event(&mut self, record: &EventRecord) {
+        self.inner
+            .put(&events::event_key(record.seq), &record.encode());
+        self.ops += 1;
+    }
+
+    /// Drops a logged event that fell out of the retention window.
+    pub fn delete_event(&mut self, seq: u64) {
+        self.inner.delete(&events::event_key(seq));
         self.ops += 1;
     }
 
@@ -271,29 +285,14 @@ impl IndexStore {
         after: Option<&UtxoKey>,
         limit: usize,
     ) -> Result<(Vec<(UtxoKey, UtxoValue)>, bool), IndexError> {
-        let start = match after {
-            Some(k) => {
-                if &k.script_hash != script_hash {
-                    return Err(IndexError::BadCursor);
-                }
-                k.encode().to_vec()
-            }
-            None => keys::script_range_start(script_hash).to_vec(),
-        };
-        let end = keys::script_range_end(script_hash);
         let mut out = Vec::new();
         let mut more = false;
-        self.scan_range(&start, &end, |k, v| {
-            if after.is_some() && k == start.as_slice() {
-                return Ok(true);
-            }
+        self.visit_script(script_hash, after, |key, value| {
             if out.len() == limit {
                 more = true;
                 return Ok(false);
             }
-            let key = UtxoKey::decode(k)
-                .ok_or_else(|| IndexError::Corrupt("malformed UTXO key".into()))?;
-            out.push((key, UtxoValue::decode(v)?));
+            out.push((key, value));
             Ok(true)
         })?;
         Ok((out, more))
@@ -310,6 +309,78 @@ impl IndexStore {
             f(key, UtxoValue::decode(v)?)?;
             Ok(true)
         })
+    }
+
+    /// Visits the UTXOs of a script in key order, starting after `after`, until `f`
+    /// returns false. The query path filters and sorts on top of it.
+    pub fn visit_script(
+        &self,
+        script_hash: &ScriptHash,
+        after: Option<&UtxoKey>,
+        mut f: impl FnMut(UtxoKey, UtxoValue) -> Result<bool, IndexError>,
+    ) -> Result<(), IndexError> {
+        let start = match after {
+            Some(k) => {
+                if &k.script_hash != script_hash {
+                    return Err(IndexError::BadCursor);
+                }
+                k.encode().to_vec()
+            }
+            None => keys::script_range_start(script_hash).to_vec(),
+        };
+        let end = keys::script_range_end(script_hash);
+        self.scan_range(&start, &end, |k, v| {
+            if after.is_some() && k == start.as_slice() {
+                return Ok(true);
+            }
+            let key = UtxoKey::decode(k)
+                .ok_or_else(|| IndexError::Corrupt("malformed UTXO key".into()))?;
+            f(key, UtxoValue::decode(v)?)
+        })
+    }
+
+    /// Logged block events with a number above `after`, ascending.
+    pub fn events_after(&self, after: u64) -> Result<Vec<EventRecord>, IndexError> {
+        let mut out = Vec::new();
+        let start = events::event_key(after.saturating_add(1));
+        self.scan_range(&start, &[EVENT_PREFIX + 1], |k, v| {
+            let seq = events::event_key_seq(k)
+                .ok_or_else(|| IndexError::Corrupt("malformed event key".into()))?;
+            let record = EventRecord::decode(v)?;
+            if record.seq != seq {
+                return Err(IndexError::Corrupt(format!(
+                    "event record under number {seq} says {}",
+                    record.seq
+                )));
+            }
+            out.push(record);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// The highest event number reserved for mempool events (0 when none).
+    pub fn seq_reservation(&self) -> Result<u64, IndexError> {
+        let mut db = self.lock()?;
+        match Self::get(&mut db, SEQ_RESERVATION_KEY)? {
+            None => Ok(0),
+            Some(bytes) => {
+                let arr: [u8; 8] = bytes.as_slice().try_into().map_err(|_| {
+                    IndexError::Corrupt(format!("event reservation of {} bytes", bytes.len()))
+                })?;
+                Ok(u64::from_le_bytes(arr))
+            }
+        }
+    }
+
+    /// Records that event numbers up to `through` may have been handed out, durably,
+    /// before any of them is.
+    pub fn reserve_seq(&self, through: u64) -> Result<(), IndexError> {
+        let mut batch = WriteBatch::default();
+        batch.put(SEQ_RESERVATION_KEY, &through.to_le_bytes());
+        let mut db = self.lock()?;
+        db.write(batch, true)
+            .map_err(|e| db_error("writing", &self.dir, e))
     }
 
     /// Heights that have an undo record, ascending.

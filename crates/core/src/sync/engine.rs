@@ -10,7 +10,7 @@
 //! one the partial entries came from: merging the two would be wrong, and a scan
 //! takes minutes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use std::sync::Arc;
 use bitcoin::hashes::Hash;
 use bitcoin::{Block, BlockHash};
 
+use super::clock::EventClock;
 use super::delta::{block_delta, keys_to_look_up};
 use super::scan::{scan_chainstate, ScanTarget};
 use super::status::{SyncPhase, SyncStatus};
@@ -25,13 +26,16 @@ use super::SyncError;
 use crate::chainstate::{Chainstate, ChainstateError};
 use crate::format::undo::BlockSpent;
 use crate::index::{
-    BlockRef, IndexBatch, IndexMeta, IndexStore, StoreOptions, SyncState, UtxoKey, UtxoValue,
+    BlockRef, EventKind, EventRecord, IndexBatch, IndexMeta, IndexStore, StoreOptions, SyncState,
+    UtxoKey, UtxoValue,
 };
 use crate::network::Network;
 use crate::source::{ChainSource, SourceError};
 
 /// Default number of blocks whose undo records are kept (OIP §7.2).
 pub const DEFAULT_UNDO_RETENTION: u32 = 200;
+/// Default number of block events kept for replay to clients that were away.
+pub const DEFAULT_EVENT_RETENTION: usize = 10_000;
 
 /// How the engine is set up.
 #[derive(Clone, Debug)]
@@ -47,6 +51,8 @@ pub struct EngineConfig {
     pub readers: usize,
     /// Memory for sorting a fresh scan's entries before spilling to disk.
     pub scan_memory_bytes: usize,
+    /// Block events kept in the index's event log (at least 1).
+    pub event_retention: usize,
 }
 
 impl EngineConfig {
@@ -59,6 +65,7 @@ impl EngineConfig {
             undo_retention: DEFAULT_UNDO_RETENTION,
             readers: default_readers(),
             scan_memory_bytes: 256 << 20,
+            event_retention: DEFAULT_EVENT_RETENTION,
         }
     }
 
@@ -93,18 +100,51 @@ pub enum BlockEventKind {
     Rebuilt,
 }
 
+/// A UTXO that appeared or disappeared, with what a scripthash subscriber is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventUtxo {
+    pub key: UtxoKey,
+    pub amount: u64,
+    /// Height of the block that created it.
+    pub height: u32,
+}
+
 /// A change of the index, as subscribers are told.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockEvent {
     pub kind: BlockEventKind,
-    /// Event sequence number: +1 per event, persisted, never reused.
+    /// Event number from the shared [`EventClock`]: persisted, never reused.
     pub seq: u64,
     pub height: u32,
     pub hash: [u8; 32],
     pub prev_hash: [u8; 32],
-    /// UTXO keys that appeared and disappeared.
-    pub added: Vec<UtxoKey>,
-    pub removed: Vec<UtxoKey>,
+    /// Header timestamp and transaction count (connects; 0 otherwise).
+    pub time: u32,
+    pub tx_count: u32,
+    /// UTXOs that appeared and disappeared.
+    pub added: Vec<EventUtxo>,
+    pub removed: Vec<EventUtxo>,
+}
+
+impl BlockEvent {
+    /// The event as logged for replay.
+    pub fn record(&self) -> EventRecord {
+        EventRecord {
+            kind: match self.kind {
+                BlockEventKind::Connected => EventKind::Connected,
+                BlockEventKind::Disconnected => EventKind::Disconnected,
+                BlockEventKind::Rebuilt => EventKind::Rebuilt,
+            },
+            seq: self.seq,
+            height: self.height,
+            hash: self.hash,
+            prev_hash: self.prev_hash,
+            time: self.time,
+            tx_count: self.tx_count,
+            added: self.added.len() as u32,
+            removed: self.removed.len() as u32,
+        }
+    }
 }
 
 /// A chain notification from the host (bitcoind's callbacks, a follower, a replay).
@@ -151,6 +191,9 @@ pub struct Engine {
     status: Arc<SyncStatus>,
     cancel: Arc<AtomicBool>,
     observer: Option<Observer>,
+    clock: Arc<EventClock>,
+    /// Numbers of the events in the index's log, oldest first.
+    logged: VecDeque<u64>,
 }
 
 impl Engine {
@@ -167,6 +210,8 @@ impl Engine {
             status: Arc::new(SyncStatus::new()),
             cancel: Arc::new(AtomicBool::new(false)),
             observer: None,
+            clock: Arc::new(EventClock::new(0, 0)),
+            logged: VecDeque::new(),
         };
         if engine.config.index_dir().exists() {
             let (store, meta) = IndexStore::open(
@@ -174,6 +219,9 @@ impl Engine {
                 engine.config.network,
                 &engine.config.store,
             )?;
+            let last = meta.as_ref().map(|m| m.event_seq).unwrap_or(0);
+            engine.clock = Arc::new(EventClock::new(last, store.seq_reservation()?));
+            engine.logged = store.events_after(0)?.iter().map(|e| e.seq).collect();
             engine.store = Some(Arc::new(store));
             engine.meta = meta;
             engine.prune_undo_below_retention()?;
@@ -188,6 +236,12 @@ impl Engine {
     /// Calls `f` after every block the index connects or disconnects.
     pub fn set_observer(&mut self, f: impl FnMut(&BlockEvent) + Send + 'static) {
         self.observer = Some(Box::new(f));
+    }
+
+    /// The counter that numbers every event; the mempool side takes its numbers
+    /// from it too, so block and mempool events share one ordered sequence.
+    pub fn event_clock(&self) -> Arc<EventClock> {
+        self.clock.clone()
     }
 
     /// The metadata of the current index, `None` before the first scan completes.
@@ -347,8 +401,7 @@ impl Engine {
             snapshot: at,
             utxo_count: totals.utxos,
             total_amount: totals.amount,
-            // A rebuild is an event of its own, so subscribers see the break.
-            event_seq: self.meta.as_ref().map(|m| m.event_seq + 1).unwrap_or(0),
+            event_seq: 0,
         };
         let rebuilt = self.meta.is_some();
         synthesize_undo(
@@ -358,8 +411,35 @@ impl Engine {
             info.height,
             self.config.undo_retention,
         )?;
+        // Numbered and published under the clock, like every event.
+        let clock = self.clock.clone();
+        let mut clock = clock.lock();
+        // A rebuild is an event of its own, so subscribers see the break.
+        let event = BlockEvent {
+            kind: BlockEventKind::Rebuilt,
+            seq: if rebuilt {
+                clock.peek_next()
+            } else {
+                clock.last()
+            },
+            height: info.height,
+            hash: at.hash,
+            prev_hash: info.header.prev_blockhash.to_byte_array(),
+            time: 0,
+            tx_count: 0,
+            added: Vec::new(),
+            removed: Vec::new(),
+        };
+        let meta = IndexMeta {
+            event_seq: event.seq,
+            ..meta
+        };
+        let mut batch = IndexBatch::new();
+        if rebuilt {
+            batch.put_event(&event.record());
+        }
         // The Ready metadata last: until it is written the directory is discarded.
-        store.commit(IndexBatch::new(), &meta)?;
+        store.commit(batch, &meta)?;
         drop(store);
         // Swap the finished scan in; handles to the old index stop answering.
         if let Some(old) = self.store.take() {
@@ -374,16 +454,11 @@ impl Engine {
         self.store = Some(Arc::new(store));
         self.meta = reopened;
         self.status.set_heights(info.height, info.height);
+        self.logged.clear();
         if rebuilt {
-            self.notify(&BlockEvent {
-                kind: BlockEventKind::Rebuilt,
-                seq: meta.event_seq,
-                height: info.height,
-                hash: meta.tip.hash,
-                prev_hash: info.header.prev_blockhash.to_byte_array(),
-                added: Vec::new(),
-                removed: Vec::new(),
-            });
+            clock.commit(event.seq);
+            self.logged.push_back(event.seq);
+            self.notify(&event);
         }
         Ok(())
     }
@@ -569,6 +644,37 @@ impl Engine {
                     "block {height} spends more sats than the index holds"
                 ))
             })?;
+        let clock = self.clock.clone();
+        let mut clock = clock.lock();
+        let event = BlockEvent {
+            kind: BlockEventKind::Connected,
+            seq: clock.peek_next(),
+            height,
+            hash: delta.undo.block_hash,
+            prev_hash: prev,
+            time: block.header.time,
+            tx_count: block.txdata.len() as u32,
+            added: delta
+                .undo
+                .created
+                .iter()
+                .map(|(k, amount)| EventUtxo {
+                    key: *k,
+                    amount: *amount,
+                    height,
+                })
+                .collect(),
+            removed: delta
+                .undo
+                .spent
+                .iter()
+                .map(|(k, v)| EventUtxo {
+                    key: *k,
+                    amount: v.amount,
+                    height: v.height,
+                })
+                .collect(),
+        };
         let new_meta = IndexMeta {
             tip: BlockRef {
                 height,
@@ -576,19 +682,13 @@ impl Engine {
             },
             utxo_count,
             total_amount,
-            event_seq: meta.event_seq + 1,
+            event_seq: event.seq,
             ..meta
         };
+        let pruned = self.log_event(&mut batch, &event);
         store.commit(batch, &new_meta)?;
-        let event = BlockEvent {
-            kind: BlockEventKind::Connected,
-            seq: new_meta.event_seq,
-            height,
-            hash: delta.undo.block_hash,
-            prev_hash: prev,
-            added: delta.undo.created.into_iter().map(|(k, _)| k).collect(),
-            removed: delta.undo.spent.into_iter().map(|(k, _)| k).collect(),
-        };
+        clock.commit(event.seq);
+        self.logged_committed(&event, pruned);
         self.meta = Some(new_meta);
         self.status
             .set_heights(height, height.max(self.status.snapshot().target_height));
@@ -639,6 +739,36 @@ impl Engine {
         let total_amount = (meta.total_amount + spent_amount)
             .checked_sub(created_amount)
             .ok_or_else(|| SyncError::Inconsistent("amount underflow on disconnect".into()))?;
+        let clock = self.clock.clone();
+        let mut clock = clock.lock();
+        let height = meta.tip.height;
+        let event = BlockEvent {
+            kind: BlockEventKind::Disconnected,
+            seq: clock.peek_next(),
+            height,
+            hash: undo.block_hash,
+            prev_hash: undo.prev_hash,
+            time: 0,
+            tx_count: 0,
+            added: undo
+                .spent
+                .iter()
+                .map(|(k, v)| EventUtxo {
+                    key: *k,
+                    amount: v.amount,
+                    height: v.height,
+                })
+                .collect(),
+            removed: undo
+                .created
+                .iter()
+                .map(|(k, amount)| EventUtxo {
+                    key: *k,
+                    amount: *amount,
+                    height,
+                })
+                .collect(),
+        };
         let new_meta = IndexMeta {
             tip: BlockRef {
                 height: meta.tip.height - 1,
@@ -646,24 +776,35 @@ impl Engine {
             },
             utxo_count,
             total_amount,
-            event_seq: meta.event_seq + 1,
+            event_seq: event.seq,
             ..meta.clone()
         };
+        let pruned = self.log_event(&mut batch, &event);
         store.commit(batch, &new_meta)?;
-        let event = BlockEvent {
-            kind: BlockEventKind::Disconnected,
-            seq: new_meta.event_seq,
-            height: meta.tip.height,
-            hash: undo.block_hash,
-            prev_hash: undo.prev_hash,
-            added: undo.spent.into_iter().map(|(k, _)| k).collect(),
-            removed: undo.created.into_iter().map(|(k, _)| k).collect(),
-        };
+        clock.commit(event.seq);
+        self.logged_committed(&event, pruned);
         self.meta = Some(new_meta);
         self.status
             .set_heights(meta.tip.height - 1, self.status.snapshot().target_height);
         self.notify(&event);
         Ok(())
+    }
+
+    /// Adds `event` to the batch's log and drops the oldest records beyond the
+    /// retention; returns how many it dropped (applied to `logged` after the commit).
+    fn log_event(&self, batch: &mut IndexBatch, event: &BlockEvent) -> usize {
+        batch.put_event(&event.record());
+        let keep = self.config.event_retention.max(1);
+        let excess = (self.logged.len() + 1).saturating_sub(keep);
+        for seq in self.logged.iter().take(excess) {
+            batch.delete_event(*seq);
+        }
+        excess
+    }
+
+    fn logged_committed(&mut self, event: &BlockEvent, pruned: usize) {
+        self.logged.drain(..pruned.min(self.logged.len()));
+        self.logged.push_back(event.seq);
     }
 
     fn notify(&mut self, event: &BlockEvent) {

@@ -1,6 +1,7 @@
 //! Keeping the index equal to the chain: the fresh chainstate scan, catch-up with
 //! rollback, live connect/disconnect, and their progress.
 
+pub mod clock;
 pub mod delta;
 pub mod engine;
 pub mod live;
@@ -9,9 +10,10 @@ pub mod status;
 
 use std::fmt;
 
+pub use clock::{ClockGuard, EventClock};
 pub use engine::{
     default_readers, BlockEvent, BlockEventKind, CatchUp, ChainEvent, Engine, EngineConfig,
-    DEFAULT_UNDO_RETENTION,
+    EventUtxo, DEFAULT_UNDO_RETENTION,
 };
 pub use live::LiveSync;
 pub use status::{SyncPhase, SyncProgress, SyncStatus};
