@@ -20,7 +20,11 @@ pub mod index;
 #[cfg(feature = "engine")]
 pub mod leveldb;
 #[cfg(feature = "engine")]
+pub mod mempool;
+#[cfg(feature = "engine")]
 pub mod replay;
+#[cfg(feature = "server")]
+pub mod server;
 #[cfg(feature = "engine")]
 pub mod source;
 #[cfg(feature = "engine")]

@@ -68,4 +68,8 @@ pub trait ChainSource: Send + Sync {
     fn header(&self, hash: &BlockHash) -> Result<Option<HeaderInfo>, SourceError>;
     /// A confirmed transaction by txid; `Unsupported` when the source has no index.
     fn transaction(&self, txid: &Txid) -> Result<Option<Transaction>, SourceError>;
+    /// Whether [`ChainSource::transaction`] can answer (the server offers TX_INDEX).
+    fn has_tx_index(&self) -> bool {
+        false
+    }
 }

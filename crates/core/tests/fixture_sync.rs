@@ -189,7 +189,7 @@ fn a_reorg_deeper_than_the_undo_log_resyncs() {
     let mut engine = Engine::open(cfg).unwrap();
     let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = events.clone();
-    engine.set_observer(move |e| sink.lock().unwrap().push((e.kind, e.seq, e.height)));
+    engine.set_observer(move |e, _| sink.lock().unwrap().push((e.kind, e.seq, e.height)));
     let old_store = engine.store().unwrap();
     // Three blocks must be undone, only two can be: the index goes stale and is
     // rebuilt from datadir B's chainstate.

@@ -107,6 +107,9 @@ pub struct IndexStore {
     /// Set when a rebuilt index replaced this one: holders of an old handle get
     /// `Superseded` instead of reading a deleted database.
     retired: AtomicBool,
+    /// True while a write holds the database (it may compact for a long time):
+    /// the server then moves queries off its event loop.
+    writing: AtomicBool,
 }
 
 impl IndexStore {
@@ -149,6 +152,7 @@ impl IndexStore {
             network,
             db: Mutex::new(db),
             retired: AtomicBool::new(false),
+            writing: AtomicBool::new(false),
         };
         let meta = store.read_meta()?;
         Ok((store, meta))
@@ -263,18 +267,29 @@ impl IndexStore {
     /// returns (a killed process loses nothing that was committed).
     pub fn commit(&self, mut batch: IndexBatch, meta: &IndexMeta) -> Result<(), IndexError> {
         batch.inner.put(META_KEY, &meta.encode());
-        let mut db = self.lock()?;
-        db.write(batch.inner, true)
-            .map_err(|e| db_error("writing", &self.dir, e))
+        self.write_batch(batch.inner)
+    }
+
+    /// True while a write is in progress (a reader would wait for it).
+    pub fn is_writing(&self) -> bool {
+        self.writing.load(Ordering::Relaxed)
+    }
+
+    fn write_batch(&self, batch: WriteBatch) -> Result<(), IndexError> {
+        self.writing.store(true, Ordering::Relaxed);
+        let result = self.lock().and_then(|mut db| {
+            db.write(batch, true)
+                .map_err(|e| db_error("writing", &self.dir, e))
+        });
+        self.writing.store(false, Ordering::Relaxed);
+        result
     }
 
     /// Applies `batch` without touching the metadata: only for building a new index
     /// (a scan's undo history), which is discarded unless its metadata is written
     /// last. Every other change goes through [`IndexStore::commit`].
     pub fn write(&self, batch: IndexBatch) -> Result<(), IndexError> {
-        let mut db = self.lock()?;
-        db.write(batch.inner, true)
-            .map_err(|e| db_error("writing", &self.dir, e))
+        self.write_batch(batch.inner)
     }
 
     /// Up to `limit` UTXOs of a script, in key order, starting after `after` (a cursor:
@@ -378,9 +393,7 @@ impl IndexStore {
     pub fn reserve_seq(&self, through: u64) -> Result<(), IndexError> {
         let mut batch = WriteBatch::default();
         batch.put(SEQ_RESERVATION_KEY, &through.to_le_bytes());
-        let mut db = self.lock()?;
-        db.write(batch, true)
-            .map_err(|e| db_error("writing", &self.dir, e))
+        self.write_batch(batch)
     }
 
     /// Heights that have an undo record, ascending.

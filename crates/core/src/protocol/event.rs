@@ -183,21 +183,22 @@ impl ActivityEntry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum GapReason {
-    /// The client read too slowly; the subscription has ended, resubscribe.
-    QueueOverflow = 1,
-    /// The block events asked for are no longer kept; re-query.
+    /// The block events asked for (or not read in time) are no longer kept; re-query.
     HistoryUnavailable = 2,
     /// Mempool events were lost; re-query with the mempool.
     MempoolHistoryLost = 3,
+    /// Scripthash activity of some blocks is no longer kept; re-query watched
+    /// scripthashes.
+    ActivityLost = 4,
 }
 
 impl GapReason {
     /// The reason a wire byte names; `None` for an undefined one.
     pub fn from_u8(v: u8) -> Option<GapReason> {
         match v {
-            1 => Some(GapReason::QueueOverflow),
             2 => Some(GapReason::HistoryUnavailable),
             3 => Some(GapReason::MempoolHistoryLost),
+            4 => Some(GapReason::ActivityLost),
             _ => None,
         }
     }
@@ -670,7 +671,7 @@ mod tests {
             });
         }
         for (i, reason) in [
-            GapReason::QueueOverflow,
+            GapReason::ActivityLost,
             GapReason::HistoryUnavailable,
             GapReason::MempoolHistoryLost,
         ]
@@ -790,8 +791,8 @@ mod tests {
         let mut b = body(5);
         b[9] = 1; // a block on a mempool cause
         bad(kind::SCRIPTHASH_ACTIVITY, &b);
-        // GAP reasons 0 and 4.
-        for reason in [0, 4] {
+        // GAP reasons 0, 1 (unassigned) and 5.
+        for reason in [0, 1, 5] {
             let mut b = body(all.len() - 1);
             *b.last_mut().unwrap() = reason;
             bad(kind::GAP, &b);

@@ -25,6 +25,9 @@ pub struct BlockDelta {
     pub created: Vec<(UtxoKey, UtxoValue)>,
     pub created_amount: u64,
     pub spent_amount: u64,
+    /// Txids of the block's transactions, in block order (the mempool view drops
+    /// the ones a block confirms).
+    pub txids: Vec<[u8; 32]>,
 }
 
 /// Keys of the outputs `block` spends whose height or coinbase flag the source did
@@ -65,8 +68,10 @@ pub fn block_delta(
     let mut created_at: HashMap<([u8; 32], u32), usize> = HashMap::new();
     let mut spent_entries = Vec::new();
     let mut spent_amount = 0u64;
+    let mut txids = Vec::with_capacity(block.txdata.len());
     for (tx, tx_spent) in block.txdata.iter().zip(spent) {
         let txid = tx.compute_txid().to_byte_array();
+        txids.push(txid);
         if !tx.is_coinbase() {
             for (input, out) in tx.input.iter().zip(tx_spent) {
                 let prev = (
@@ -150,5 +155,6 @@ pub fn block_delta(
         created,
         created_amount,
         spent_amount,
+        txids,
     })
 }

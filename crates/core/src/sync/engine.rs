@@ -18,7 +18,7 @@ use std::sync::Arc;
 use bitcoin::hashes::Hash;
 use bitcoin::{Block, BlockHash};
 
-use super::clock::EventClock;
+use super::clock::{ClockGuard, EventClock};
 use super::delta::{block_delta, keys_to_look_up};
 use super::scan::{scan_chainstate, ScanTarget};
 use super::status::{SyncPhase, SyncStatus};
@@ -121,6 +121,8 @@ pub struct BlockEvent {
     /// Header timestamp and transaction count (connects; 0 otherwise).
     pub time: u32,
     pub tx_count: u32,
+    /// Txids of the block's transactions (connects; empty otherwise).
+    pub txids: Vec<[u8; 32]>,
     /// UTXOs that appeared and disappeared.
     pub added: Vec<EventUtxo>,
     pub removed: Vec<EventUtxo>,
@@ -181,7 +183,8 @@ pub enum CatchUp {
 /// Opens a chainstate snapshot to scan.
 pub type ChainstateOpener<'a> = &'a dyn Fn() -> Result<Chainstate, ChainstateError>;
 
-type Observer = Box<dyn FnMut(&BlockEvent) + Send>;
+type Observer = Box<dyn FnMut(&BlockEvent, &mut ClockGuard<'_>) + Send>;
+type IndexObserver = Box<dyn FnMut(&Arc<IndexStore>, &IndexMeta) + Send>;
 
 /// The index and the logic that keeps it in step with the chain.
 pub struct Engine {
@@ -191,6 +194,7 @@ pub struct Engine {
     status: Arc<SyncStatus>,
     cancel: Arc<AtomicBool>,
     observer: Option<Observer>,
+    index_observer: Option<IndexObserver>,
     clock: Arc<EventClock>,
     /// Numbers of the events in the index's log, oldest first.
     logged: VecDeque<u64>,
@@ -210,6 +214,7 @@ impl Engine {
             status: Arc::new(SyncStatus::new()),
             cancel: Arc::new(AtomicBool::new(false)),
             observer: None,
+            index_observer: None,
             clock: Arc::new(EventClock::new(0, 0)),
             logged: VecDeque::new(),
         };
@@ -234,8 +239,33 @@ impl Engine {
     }
 
     /// Calls `f` after every block the index connects or disconnects.
-    pub fn set_observer(&mut self, f: impl FnMut(&BlockEvent) + Send + 'static) {
+    /// The observer runs on the engine's thread while the event clock is held, after
+    /// the block is committed: events it publishes are in number order, and it can
+    /// number follow-up events (mempool transactions the block confirmed) itself.
+    pub fn set_observer(
+        &mut self,
+        f: impl FnMut(&BlockEvent, &mut ClockGuard<'_>) + Send + 'static,
+    ) {
         self.observer = Some(Box::new(f));
+    }
+
+    /// Calls `f` whenever the index's store or metadata changes (and once now, if an
+    /// index exists), before the matching block event: whoever serves queries always
+    /// holds the current store, and a query issued after an event sees its block.
+    pub fn set_index_observer(
+        &mut self,
+        f: impl FnMut(&Arc<IndexStore>, &IndexMeta) + Send + 'static,
+    ) {
+        self.index_observer = Some(Box::new(f));
+        self.index_changed();
+    }
+
+    fn index_changed(&mut self) {
+        if let (Some(f), Some(store), Some(meta)) =
+            (self.index_observer.as_mut(), &self.store, &self.meta)
+        {
+            f(store, meta);
+        }
     }
 
     /// The counter that numbers every event; the mempool side takes its numbers
@@ -345,6 +375,7 @@ impl Engine {
         store.commit(IndexBatch::new(), &meta)?;
         self.store = Some(store);
         self.meta = Some(meta);
+        self.index_changed();
         Ok(())
     }
 
@@ -427,6 +458,7 @@ impl Engine {
             prev_hash: info.header.prev_blockhash.to_byte_array(),
             time: 0,
             tx_count: 0,
+            txids: Vec::new(),
             added: Vec::new(),
             removed: Vec::new(),
         };
@@ -455,10 +487,11 @@ impl Engine {
         self.meta = reopened;
         self.status.set_heights(info.height, info.height);
         self.logged.clear();
+        self.index_changed();
         if rebuilt {
             clock.commit(event.seq);
             self.logged.push_back(event.seq);
-            self.notify(&event);
+            self.notify(&event, &mut clock);
         }
         Ok(())
     }
@@ -654,6 +687,7 @@ impl Engine {
             prev_hash: prev,
             time: block.header.time,
             tx_count: block.txdata.len() as u32,
+            txids: delta.txids,
             added: delta
                 .undo
                 .created
@@ -692,7 +726,8 @@ impl Engine {
         self.meta = Some(new_meta);
         self.status
             .set_heights(height, height.max(self.status.snapshot().target_height));
-        self.notify(&event);
+        self.index_changed();
+        self.notify(&event, &mut clock);
         Ok(())
     }
 
@@ -708,6 +743,7 @@ impl Engine {
             };
             store.commit(IndexBatch::new(), &stale)?;
             self.meta = Some(stale);
+            self.index_changed();
             return Err(SyncError::NeedsResync(format!(
                 "no undo record for height {} (retention {} blocks)",
                 meta.tip.height, self.config.undo_retention
@@ -750,6 +786,7 @@ impl Engine {
             prev_hash: undo.prev_hash,
             time: 0,
             tx_count: 0,
+            txids: Vec::new(),
             added: undo
                 .spent
                 .iter()
@@ -786,7 +823,8 @@ impl Engine {
         self.meta = Some(new_meta);
         self.status
             .set_heights(meta.tip.height - 1, self.status.snapshot().target_height);
-        self.notify(&event);
+        self.index_changed();
+        self.notify(&event, &mut clock);
         Ok(())
     }
 
@@ -807,7 +845,7 @@ impl Engine {
         self.logged.push_back(event.seq);
     }
 
-    fn notify(&mut self, event: &BlockEvent) {
+    fn notify(&mut self, event: &BlockEvent, clock: &mut ClockGuard<'_>) {
         tracing::debug!(
             kind = ?event.kind,
             height = event.height,
@@ -815,7 +853,7 @@ impl Engine {
             "block applied"
         );
         if let Some(f) = self.observer.as_mut() {
-            f(event);
+            f(event, clock);
         }
     }
 
