@@ -298,7 +298,12 @@ impl Reader {
         let request = match Request::decode(k, &frame.body) {
             Ok(r) => r,
             Err(e) => {
-                self.send_error(seq, k, error(e.status(), 0, e.to_string()), Some(permit));
+                self.send_error(
+                    seq,
+                    k,
+                    error(e.status(), e.detail(), e.to_string()),
+                    Some(permit),
+                );
                 return true;
             }
         };
