@@ -27,7 +27,7 @@ use crate::chainstate::{Chainstate, ChainstateError};
 use crate::format::undo::BlockSpent;
 use crate::index::{
     BlockRef, EventKind, EventRecord, IndexBatch, IndexMeta, IndexStore, StoreOptions, SyncState,
-    UtxoKey, UtxoValue,
+    UndoRecord, UtxoKey, UtxoValue,
 };
 use crate::network::Network;
 use crate::source::{ChainSource, SourceError};
@@ -688,26 +688,8 @@ impl Engine {
             time: block.header.time,
             tx_count: block.txdata.len() as u32,
             txids: delta.txids,
-            added: delta
-                .undo
-                .created
-                .iter()
-                .map(|(k, amount)| EventUtxo {
-                    key: *k,
-                    amount: *amount,
-                    height,
-                })
-                .collect(),
-            removed: delta
-                .undo
-                .spent
-                .iter()
-                .map(|(k, v)| EventUtxo {
-                    key: *k,
-                    amount: v.amount,
-                    height: v.height,
-                })
-                .collect(),
+            added: created_utxos(&delta.undo, height),
+            removed: spent_utxos(&delta.undo),
         };
         let new_meta = IndexMeta {
             tip: BlockRef {
@@ -787,24 +769,8 @@ impl Engine {
             time: 0,
             tx_count: 0,
             txids: Vec::new(),
-            added: undo
-                .spent
-                .iter()
-                .map(|(k, v)| EventUtxo {
-                    key: *k,
-                    amount: v.amount,
-                    height: v.height,
-                })
-                .collect(),
-            removed: undo
-                .created
-                .iter()
-                .map(|(k, amount)| EventUtxo {
-                    key: *k,
-                    amount: *amount,
-                    height,
-                })
-                .collect(),
+            added: spent_utxos(&undo),
+            removed: created_utxos(&undo, height),
         };
         let new_meta = IndexMeta {
             tip: BlockRef {
@@ -900,6 +866,30 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The UTXOs a block created, as events report them.
+fn created_utxos(undo: &UndoRecord, height: u32) -> Vec<EventUtxo> {
+    undo.created
+        .iter()
+        .map(|(k, amount)| EventUtxo {
+            key: *k,
+            amount: *amount,
+            height,
+        })
+        .collect()
+}
+
+/// The UTXOs a block spent, as events report them.
+fn spent_utxos(undo: &UndoRecord) -> Vec<EventUtxo> {
+    undo.spent
+        .iter()
+        .map(|(k, v)| EventUtxo {
+            key: *k,
+            amount: v.amount,
+            height: v.height,
+        })
+        .collect()
 }
 
 /// Builds undo records for up to `retention` blocks ending at the snapshot block,
