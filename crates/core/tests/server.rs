@@ -44,12 +44,16 @@ struct Harness {
 
 impl Harness {
     fn new(tune: impl FnOnce(&mut ServerConfig)) -> Harness {
+        Harness::with_mempool_log(1 << 20, tune)
+    }
+
+    fn with_mempool_log(mempool_log: usize, tune: impl FnOnce(&mut ServerConfig)) -> Harness {
         let (blocks, steps) = load_chain();
         let chain = Arc::new(ReplayChain::new(Network::Regtest, blocks));
         let tmp = tempfile::tempdir().unwrap();
         let mut engine = Engine::open(EngineConfig::new(tmp.path(), Network::Regtest)).unwrap();
         engine.init_at_genesis().unwrap();
-        let node = Node::attach(&mut engine, chain.clone(), 1 << 20).unwrap();
+        let node = Node::attach(&mut engine, chain.clone(), mempool_log).unwrap();
         let socket = tmp.path().join("opnet.sock");
         let mut config = ServerConfig::new(&socket);
         tune(&mut config);
@@ -917,4 +921,70 @@ fn status_headers_txids_and_transactions_come_from_the_chain_source() {
         .0,
         Status::NotFound
     );
+}
+
+#[test]
+fn a_subscriber_that_stops_reading_costs_no_memory_and_gets_a_gap() {
+    const BUDGET: usize = 256 << 10;
+    let mut h = Harness::with_mempool_log(BUDGET, |_| {});
+    let a = h.tip_a_steps();
+    h.replay_to(a);
+    let mut slow = Raw::hello(&h.socket);
+    slow.request(&Request::Subscribe {
+        kinds: KIND_MEMPOOL,
+        from: SubscribeFrom::Now,
+    });
+    // 20,000 mempool transactions while the subscriber reads nothing: far more than
+    // the socket buffers and the mempool history hold.
+    let total = 20_000u32;
+    for i in 0..total {
+        let mut prev = [0u8; 32];
+        prev[..4].copy_from_slice(&i.to_le_bytes());
+        let tx = Arc::new(mempool_tx((prev, 0), 9_000));
+        let spent = vec![opnet::format::undo::SpentOutput {
+            amount: 10_000,
+            script: fresh_script(),
+            height: Some(1),
+            coinbase: Some(false),
+        }];
+        assert!(h.node.mempool_added(tx, &spent).unwrap());
+        assert!(h.node.hub.mempool_log_bytes() <= BUDGET);
+    }
+    let last = h.node.hub.last_seq();
+    assert_eq!(last, a as u64 + total as u64);
+    // Reading now: events in order, a GAP where the history ran out, then the rest
+    // up to the latest, with nothing repeated.
+    let mut seen = 0u64;
+    let mut prev_seq = a as u64;
+    let mut gaps = Vec::new();
+    while prev_seq < last {
+        match slow.event() {
+            Event::MempoolTx { seq, .. } => {
+                assert!(seq > prev_seq, "{seq} after {prev_seq}");
+                if gaps.is_empty() {
+                    assert_eq!(seq, prev_seq + 1, "contiguous before the gap");
+                }
+                prev_seq = seq;
+                seen += 1;
+            }
+            Event::Gap {
+                last: l,
+                next,
+                reason,
+                ..
+            } => {
+                assert_eq!(reason, GapReason::MempoolHistoryLost);
+                assert_eq!(l, prev_seq);
+                gaps.push((l, next));
+                prev_seq = next - 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // The writer may stall on the full socket more than once while the history
+    // keeps moving, so there can be several GAPs; together with the events they
+    // account for every number exactly once.
+    assert!(!gaps.is_empty());
+    let skipped: u64 = gaps.iter().map(|(l, next)| next - l - 1).sum();
+    assert_eq!(seen + skipped, total as u64, "{gaps:?}");
 }

@@ -143,6 +143,12 @@ impl Hub {
         self.logs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Memory the mempool event log holds now (never above its budget for long:
+    /// the oldest events are dropped as new ones arrive).
+    pub fn mempool_log_bytes(&self) -> usize {
+        self.logs().mempool_bytes
+    }
+
     /// Number of the latest event published.
     pub fn last_seq(&self) -> u64 {
         self.logs().last_seq
