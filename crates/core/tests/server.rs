@@ -988,3 +988,106 @@ fn a_subscriber_that_stops_reading_costs_no_memory_and_gets_a_gap() {
     let skipped: u64 = gaps.iter().map(|(l, next)| next - l - 1).sum();
     assert_eq!(seen + skipped, total as u64, "{gaps:?}");
 }
+
+#[test]
+fn scripthash_activity_across_the_reorg_turns_tip_a_into_tip_b() {
+    let mut h = Harness::new(|_| {});
+    let a = h.tip_a_steps();
+    h.replay_to(a);
+    let oracle_a = load_oracle("oracle-A.json");
+    let oracle_b = load_oracle("oracle-B.json");
+    // Every script that differs between the two tips, plus the whale.
+    let mut scripts: std::collections::BTreeSet<String> = oracle_a
+        .utxos
+        .symmetric_difference(&oracle_b.utxos)
+        .map(|u| u.0.clone())
+        .collect();
+    scripts.insert(WHALE.to_string());
+    let hashes: Vec<[u8; 32]> = scripts.iter().map(|s| script_hash(&unhex(s))).collect();
+    let by_hash: std::collections::HashMap<[u8; 32], String> = hashes
+        .iter()
+        .copied()
+        .zip(scripts.iter().cloned())
+        .collect();
+    let mut c = Raw::hello(&h.socket);
+    c.request(&Request::SubscribeScripthashes(hashes.clone()));
+    c.request(&Request::Subscribe {
+        kinds: KIND_BLOCKS | KIND_SCRIPTHASHES,
+        from: SubscribeFrom::Now,
+    });
+    let rest = h.steps.len();
+    h.replay_to(rest);
+
+    // Apply what the subscriber is told to its copy of tip A's UTXOs.
+    let mut set: std::collections::BTreeSet<Utxo> = oracle_a
+        .utxos
+        .iter()
+        .filter(|u| scripts.contains(&u.0))
+        .cloned()
+        .collect();
+    let mut blocks = 0;
+    let mut activity_seqs = Vec::new();
+    let mut last_block_seq = 0;
+    // Until the last block's activity (it touches watched scripts) is in.
+    while blocks < rest - a || activity_seqs.last() != Some(&(rest as u64)) {
+        match c.event() {
+            Event::BlockConnected { seq, .. } | Event::BlockDisconnected { seq, .. } => {
+                blocks += 1;
+                last_block_seq = seq;
+            }
+            Event::ScripthashActivity {
+                seq,
+                entries,
+                final_part,
+                ..
+            } => {
+                assert!(final_part);
+                assert_eq!(seq, last_block_seq, "activity follows its block event");
+                activity_seqs.push(seq);
+                for e in entries {
+                    let script = by_hash[&e.scripthash].clone();
+                    let txid = bitcoin::Txid::from_byte_array(e.txid).to_string();
+                    let found: Option<Utxo> = set
+                        .iter()
+                        .find(|u| u.0 == script && u.1 == txid && u.2 == e.vout)
+                        .cloned();
+                    match e.change {
+                        protocol::ActivityChange::Added => {
+                            assert!(found.is_none(), "added twice: {txid}:{}", e.vout);
+                            // The coinbase flag is not carried by activity: take it
+                            // from whichever oracle knows the output.
+                            let coinbase = oracle_b
+                                .utxos
+                                .iter()
+                                .chain(oracle_a.utxos.iter())
+                                .find(|u| u.1 == txid && u.2 == e.vout)
+                                .map(|u| u.5)
+                                .unwrap_or(false);
+                            set.insert((script, txid, e.vout, e.value, e.height, coinbase));
+                        }
+                        protocol::ActivityChange::Removed => {
+                            let u = found.expect("removed an output the subscriber never had");
+                            assert_eq!((u.3, u.4), (e.value, e.height));
+                            set.remove(&u);
+                        }
+                        other => panic!("block activity {other:?}"),
+                    }
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(!activity_seqs.is_empty());
+    let want: std::collections::BTreeSet<Utxo> = oracle_b
+        .utxos
+        .iter()
+        .filter(|u| scripts.contains(&u.0))
+        .cloned()
+        .collect();
+    let extra: Vec<_> = set.difference(&want).collect();
+    let missing: Vec<_> = want.difference(&set).collect();
+    assert!(
+        extra.is_empty() && missing.is_empty(),
+        "extra {extra:?}\nmissing {missing:?}"
+    );
+}
