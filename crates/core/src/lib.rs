@@ -5,6 +5,8 @@
 //! blocks and reorgs. The plugin (`crates/plugin`) and the loader (`crates/host`)
 //! build on it; the napi addon uses only its client side.
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod format;
 pub mod network;
 pub mod protocol;
