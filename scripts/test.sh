@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # The client side (napi addon) builds the core without the engine: keep it building.
 cargo check --locked -p opnet --no-default-features
+# The client alone (what the napi addon links): no LevelDB, no chain readers.
+cargo check --locked -p opnet --no-default-features --features client
 cargo test --workspace --release --locked
