@@ -527,7 +527,7 @@ fn the_mempool_view_and_scripthash_activity_follow_mempool_transactions() {
         limit: 1,
         ..query(sh)
     })) {
-        Response::Utxos(p) => p.entries[0].clone(),
+        Response::Utxos(p) => p.entries[0],
         other => panic!("{other:?}"),
     };
     let mut watcher = Raw::hello(&h.socket);

@@ -172,10 +172,9 @@ impl Hub {
                     logs.blocks_complete_after = old.seq;
                 }
             }
-            match activity {
-                Some(a) => logs.block_activity.push_back((seq, a)),
-                // An event without activity (a rebuild) has none to lose.
-                None => {}
+            // An event without activity (a rebuild) has none to lose.
+            if let Some(a) = activity {
+                logs.block_activity.push_back((seq, a));
             }
             while logs.block_activity.len() > ACTIVITY_BLOCKS {
                 if let Some((old, _)) = logs.block_activity.pop_front() {

@@ -243,7 +243,7 @@ pub fn run(
         }
         if !extra.is_empty() {
             chosen.extend(extra);
-            chosen.sort_by(|a, b| a.0.cmp(&b.0));
+            chosen.sort_by_key(|(k, _)| *k);
         }
     } else {
         // Any other order: examine everything, keep the best limit + 1.
@@ -278,7 +278,7 @@ pub fn run(
             }
         }
         chosen = heap.into_iter().map(|(k, HeapEntry(e))| (k, e)).collect();
-        chosen.sort_by(|a, b| a.0.cmp(&b.0));
+        chosen.sort_by_key(|(k, _)| *k);
     }
 
     let more = chosen.len() > limit;
