@@ -858,7 +858,9 @@ fn status_headers_txids_and_transactions_come_from_the_chain_source() {
         Response::SyncStatus(s) => s,
         other => panic!("{other:?}"),
     };
+    assert_eq!(status.mode, protocol::SyncMode::Synced, "following the host's events");
     assert_eq!(status.index_tip.height, oracle.tip_height);
+    assert_eq!(status.host_tip, status.index_tip);
     assert_eq!(status.utxo_count, oracle.txouts);
     assert_eq!(status.total_value, oracle.total_amount);
     assert_eq!(status.event_seq, a as u64);

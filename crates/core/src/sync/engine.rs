@@ -600,7 +600,11 @@ impl Engine {
                 if *height == tip.height + 1
                     && block.header.prev_blockhash.to_byte_array() == tip.hash
                 {
-                    return self.connect(block, *height, spent);
+                    self.connect(block, *height, spent)?;
+                    // The host's own notifications arrive as its tip moves: the index
+                    // is following it.
+                    self.status.set_phase(SyncPhase::Live);
+                    return Ok(());
                 }
                 if *height <= tip.height && self.our_hash_at(*height)? == Some(hash) {
                     return Ok(());
@@ -609,7 +613,9 @@ impl Engine {
             ChainEvent::Disconnected { hash, height } => {
                 let hash = hash.to_byte_array();
                 if *height == tip.height && hash == tip.hash {
-                    return self.disconnect_tip();
+                    self.disconnect_tip()?;
+                    self.status.set_phase(SyncPhase::Live);
+                    return Ok(());
                 }
                 if *height > tip.height || self.our_hash_at(*height)? != Some(hash) {
                     return Ok(());

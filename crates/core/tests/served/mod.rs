@@ -89,12 +89,6 @@ impl Served {
         self.applied = n;
     }
 
-    /// Marks the index as following the source's tip (mode `synced`), as a host
-    /// does once it has caught up.
-    pub fn mark_synced(&mut self) {
-        self.engine.catch_up(self.chain.as_ref()).unwrap();
-    }
-
     /// The number of steps that ends at the block with RPC hash `hash`.
     pub fn steps_to(&self, hash: &str) -> usize {
         let i = self
