@@ -6,7 +6,7 @@
 //! cargo bench -p opnet --bench protocol -- [--only latency,throughput,stream,fanout,busy]
 //!     [--requests 20000] [--rounds 20] [--seconds 3] [--inflight 256] [--connections 1,8]
 //!     [--subscribers 100] [--fanout-blocks 60] [--stream-utxos 1000000]
-//!     [--pages 0,1000] [--stream-runs 3] [--busy-utxos 4000000] [--busy-blocks 40]
+//!     [--pages 0,1000] [--stream-runs 3] [--busy-utxos 4000000] [--busy-blocks 100]
 //!     [--idle-seconds 2] [--open-per-ms 2] [--pin-latency on|off] [--data DIR]
 //!
 //! Each measurement is in its own module, with why it is measured that way. The
@@ -82,7 +82,7 @@ fn parse_args() -> Args {
         pages: vec![0, 1000],
         stream_runs: 3,
         busy_utxos: 4_000_000,
-        busy_blocks: 40,
+        busy_blocks: 100,
         idle_seconds: 2.0,
         open_per_ms: 2,
         data,
@@ -239,9 +239,20 @@ fn served_sections(args: &Args, work: &Path, on: &dyn Fn(&str) -> bool) {
                 args.inflight,
                 args.seconds,
             ));
+            let query = util::query_request(served.target);
             rates.push(throughput::raw_client(
                 &socket,
-                served.target,
+                &query,
+                "raw pipelined client",
+                c,
+                args.inflight,
+                args.seconds,
+            ));
+            let ping = opnet::protocol::Request::Ping(bytes::Bytes::new());
+            rates.push(throughput::raw_client(
+                &socket,
+                &ping,
+                "raw pipelined client, PING instead (no index read)",
                 c,
                 args.inflight,
                 args.seconds,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use opnet::protocol::{
-    self, kind, Frame, FrameDecoder, Hello, Request, Response, UtxoQuery, DEFAULT_MAX_FRAME,
+    self, Frame, FrameDecoder, Hello, Request, Response, UtxoQuery, DEFAULT_MAX_FRAME,
     PROTOCOL_VERSION,
 };
 
@@ -151,7 +151,8 @@ impl RawConn {
     }
 }
 
-/// True for a QUERY_UTXOS answer with status OK (what the pipelined client counts).
-pub fn is_ok_query_answer(frame: &Frame) -> bool {
-    frame.kind == protocol::response_kind(kind::QUERY_UTXOS) && frame.body.first() == Some(&0)
+/// True for an answer of type `kind` with status OK (what the pipelined client
+/// counts).
+pub fn is_ok_answer(frame: &Frame, kind: u8) -> bool {
+    frame.kind == kind && frame.body.first() == Some(&0)
 }
