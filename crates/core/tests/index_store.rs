@@ -190,3 +190,59 @@ fn point_reads_agree_with_the_model_through_compactions() {
         model.keys().copied().collect::<Vec<_>>()
     );
 }
+
+/// The server answers small queries on its event loop through `read_now`: such a
+/// read must never wait for a write (one that starts right after the read checked
+/// for writes used to take the database first and stall the event loop for the
+/// whole commit, compactions included), and a write waits for it instead.
+#[test]
+fn a_read_now_never_waits_for_a_write_and_a_write_waits_for_it() {
+    use std::sync::{mpsc, Arc};
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) =
+        IndexStore::open(dir.path(), Network::Regtest, &StoreOptions::default()).unwrap();
+    let store = Arc::new(store);
+    store.commit(IndexBatch::new(), &meta(0)).unwrap();
+    assert_eq!(store.read_now(|| 7), Some(7), "idle: runs at once");
+
+    // A read_now in progress, paused inside its read.
+    let (inside_tx, inside_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let reader = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            store.read_now(|| {
+                inside_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                store.read_meta().unwrap().unwrap().utxo_count
+            })
+        })
+    };
+    inside_rx.recv().unwrap();
+    // A block commit starts meanwhile.
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let mut batch = IndexBatch::new();
+            batch.put_utxo(&key(1, 1, 0), &value(10));
+            store.commit(batch, &meta(1))
+        })
+    };
+    while !store.is_writing() {
+        std::thread::yield_now();
+    }
+    // A new read_now declines at once instead of queueing behind the write...
+    assert_eq!(store.read_now(|| ()), None);
+    // ...and the write waits for the read already running, which reads the state
+    // from before the commit and completes without waiting for it.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(!writer.is_finished(), "the write waits for the read");
+    release_tx.send(()).unwrap();
+    assert_eq!(reader.join().unwrap(), Some(0));
+    writer.join().unwrap().unwrap();
+    assert!(!store.is_writing());
+    assert_eq!(
+        store.read_now(|| store.read_meta().unwrap().unwrap().utxo_count),
+        Some(1)
+    );
+}

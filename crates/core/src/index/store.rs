@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, TryLockError};
 
 use rusty_leveldb::{LdbIterator, Options, WriteBatch, DB};
 
@@ -107,9 +107,13 @@ pub struct IndexStore {
     /// Set when a rebuilt index replaced this one: holders of an old handle get
     /// `Superseded` instead of reading a deleted database.
     retired: AtomicBool,
-    /// True while a write holds the database (it may compact for a long time):
-    /// the server then moves queries off its event loop.
+    /// True while a write holds the database or waits for it (it may compact for a
+    /// long time): the server then moves queries off its event loop.
     writing: AtomicBool,
+    /// Shared by [`IndexStore::read_now`] readers for their whole read, exclusive
+    /// for a writer before it takes the database: a write waits for those reads,
+    /// and they never wait for a write.
+    read_now_gate: RwLock<()>,
 }
 
 impl IndexStore {
@@ -153,6 +157,7 @@ impl IndexStore {
             db: Mutex::new(db),
             retired: AtomicBool::new(false),
             writing: AtomicBool::new(false),
+            read_now_gate: RwLock::new(()),
         };
         let meta = store.read_meta()?;
         Ok((store, meta))
@@ -270,17 +275,45 @@ impl IndexStore {
         self.write_batch(batch.inner)
     }
 
-    /// True while a write is in progress (a reader would wait for it).
+    /// True while a write is in progress or waiting (a reader would wait for it).
     pub fn is_writing(&self) -> bool {
         self.writing.load(Ordering::Relaxed)
     }
 
+    /// Runs `f` now, on this thread, if no write holds the index or waits for it,
+    /// and keeps writes out until `f` returns: reads inside `f` never wait for a
+    /// write, however long it compacts. `None`, without running `f`, when a write is
+    /// in progress or waiting: read from a thread that may block instead. For short
+    /// reads (the server runs small queries on its event loop this way); a write
+    /// waits for `f` as it would for any reader.
+    ///
+    /// Checking [`IndexStore::is_writing`] and then reading is not enough: a write
+    /// that starts between the two takes the database first and the read waits for
+    /// all of it.
+    pub fn read_now<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        if self.writing.load(Ordering::Relaxed) {
+            return None;
+        }
+        let _gate = match self.read_now_gate.try_read() {
+            Ok(gate) => gate,
+            // The gate guards nothing but its own state: a panic cannot corrupt it.
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        Some(f())
+    }
+
     fn write_batch(&self, batch: WriteBatch) -> Result<(), IndexError> {
         self.writing.store(true, Ordering::Relaxed);
+        let gate = self
+            .read_now_gate
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         let result = self.lock().and_then(|mut db| {
             db.write(batch, true)
                 .map_err(|e| db_error("writing", &self.dir, e))
         });
+        drop(gate);
         self.writing.store(false, Ordering::Relaxed);
         result
     }

@@ -422,7 +422,8 @@ impl Reader {
     }
 
     /// Requests that read the index or the chain source. Index queries run inline
-    /// while the index is not being written (no thread hop: the common case);
+    /// when no write holds the index or waits for it, and none can start before
+    /// they finish (`IndexStore::read_now`; no thread hop: the common case);
     /// otherwise, and for anything that reads the chain source, on the blocking pool.
     fn execute(&self, seq: u32, k: u8, request: Request, permit: OwnedSemaphorePermit) {
         let Some(n) = self.negotiated else { return };
@@ -456,14 +457,13 @@ impl Reader {
             });
             Outgoing::Frame(encode_response(seq, k, &resp, n.max_frame), Some(permit))
         };
-        let inline = matches!(k, kind::QUERY_UTXOS | kind::QUERY_UTXOS_PAGINATED)
-            && self
-                .shared
-                .node
-                .index()
-                .is_some_and(|v| !v.store.is_writing());
-        if inline {
-            let _ = self.tx.send(finish(run()));
+        let store = matches!(k, kind::QUERY_UTXOS | kind::QUERY_UTXOS_PAGINATED)
+            .then(|| self.shared.node.index())
+            .flatten()
+            .map(|v| v.store);
+        // Inline only if no write can take the index before the query is done.
+        if let Some(result) = store.and_then(|store| store.read_now(&run)) {
+            let _ = self.tx.send(finish(result));
         } else {
             let tx = self.tx.clone();
             tokio::spawn(async move {
