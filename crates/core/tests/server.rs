@@ -858,7 +858,11 @@ fn status_headers_txids_and_transactions_come_from_the_chain_source() {
         Response::SyncStatus(s) => s,
         other => panic!("{other:?}"),
     };
-    assert_eq!(status.mode, protocol::SyncMode::Synced, "following the host's events");
+    assert_eq!(
+        status.mode,
+        protocol::SyncMode::Synced,
+        "following the host's events"
+    );
     assert_eq!(status.index_tip.height, oracle.tip_height);
     assert_eq!(status.host_tip, status.index_tip);
     assert_eq!(status.utxo_count, oracle.txouts);
@@ -1092,4 +1096,132 @@ fn scripthash_activity_across_the_reorg_turns_tip_a_into_tip_b() {
         extra.is_empty() && missing.is_empty(),
         "extra {extra:?}\nmissing {missing:?}"
     );
+}
+
+#[test]
+fn a_rebuild_after_a_too_deep_reorg_reaches_subscribers_and_queries_follow_it() {
+    use opnet::chainstate::Chainstate;
+    use opnet::datadir::DatadirSource;
+    let (dir_a, dir_b) = (common::fixture("datadir-A"), common::fixture("datadir-B"));
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = EngineConfig::new(tmp.path(), Network::Regtest);
+    cfg.readers = 2;
+    cfg.undo_retention = 2;
+    let mut engine = Engine::open(cfg).unwrap();
+    let source_a = DatadirSource::open(&dir_a, Network::Regtest).unwrap();
+    let cs_a = dir_a.join("chainstate");
+    engine.sync(&source_a, &|| Chainstate::open(&cs_a)).unwrap();
+    let before = engine.event_clock().last();
+
+    let source_b = Arc::new(DatadirSource::open(&dir_b, Network::Regtest).unwrap());
+    let node = Node::attach(&mut engine, source_b.clone(), 1 << 20).unwrap();
+    let socket = tmp.path().join("opnet.sock");
+    let server = server::start(ServerConfig::new(&socket), node).unwrap();
+    let mut c = Raw::hello(&socket);
+    c.request(&Request::Subscribe {
+        kinds: KIND_BLOCKS,
+        from: SubscribeFrom::Now,
+    });
+    let old = c.request(&Request::QueryUtxos(query(script_hash(&unhex(WHALE)))));
+    let cs_b = dir_b.join("chainstate");
+    engine
+        .sync(source_b.as_ref(), &|| Chainstate::open(&cs_b))
+        .unwrap();
+
+    // Two disconnects (all the undo log holds), then the rebuild from B's chainstate.
+    for (i, height) in [170u32, 169].into_iter().enumerate() {
+        match c.event() {
+            Event::BlockDisconnected { seq, block, .. } => {
+                assert_eq!((seq, block.height), (before + 1 + i as u64, height))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let oracle_b = load_oracle("oracle-B.json");
+    match c.event() {
+        Event::IndexRebuilt { seq, tip } => {
+            assert_eq!(seq, before + 3);
+            assert_eq!(tip.height, oracle_b.tip_height);
+            assert_eq!(
+                bitcoin::BlockHash::from_byte_array(tip.hash).to_string(),
+                oracle_b.tip_hash
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Queries answer from the rebuilt index, not the replaced one.
+    match c.request(&Request::QueryUtxos(query(script_hash(&unhex(WHALE))))) {
+        Response::Utxos(p) => {
+            assert_eq!(p.tip.height, oracle_b.tip_height);
+            let want = oracle_entries(&oracle_b, WHALE);
+            assert_eq!(p.entries.len(), want.len());
+            let got: std::collections::BTreeSet<Utxo> =
+                p.entries.iter().map(|e| as_oracle(WHALE, e)).collect();
+            assert_eq!(got.into_iter().collect::<Vec<_>>(), want);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(old, Response::Utxos(_)));
+    // UNSUBSCRIBE of the only kind is answered (the subscription ends).
+    assert!(matches!(
+        c.request(&Request::Unsubscribe { kinds: KIND_BLOCKS }),
+        Response::Unsubscribed
+    ));
+    // Shutdown: every client is told, then the socket is gone.
+    server.shutdown();
+    match c.frame().map(|f| Event::decode(f.kind, &f.body).unwrap()) {
+        Some(Event::Closing { status, .. }) => assert_eq!(status, Status::ShuttingDown),
+        other => panic!("{other:?}"),
+    }
+    assert!(c.frame().is_none());
+    assert!(!socket.exists());
+}
+
+#[test]
+fn a_client_that_sends_without_reading_stops_only_itself() {
+    let mut h = Harness::new(|c| c.max_inflight = 4);
+    let a = h.tip_a_steps();
+    h.replay_to(a);
+    // Pipeline 200 large PINGs without reading: the server answers at most
+    // max_inflight at a time, stops reading, and the socket buffers fill.
+    let mut greedy = Raw::hello(&h.socket);
+    greedy.stream.set_nonblocking(true).unwrap();
+    let body = bytes::Bytes::from(vec![7u8; 256 << 10]);
+    let frame = protocol::request_frame(1, &Request::Ping(body.clone()));
+    let mut one = BytesMut::new();
+    protocol::encode(&frame, DEFAULT_MAX_FRAME, &mut one).unwrap();
+    let mut written = 0usize;
+    let mut blocked = false;
+    for _ in 0..200 {
+        let mut off = 0;
+        while off < one.len() {
+            match greedy.stream.write(&one[off..]) {
+                Ok(n) => off += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    blocked = true;
+                    break;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        written += off;
+        if blocked {
+            break;
+        }
+    }
+    assert!(
+        blocked,
+        "the server stopped reading ({written} bytes taken)"
+    );
+    assert!(written < 200 * one.len());
+    // Everyone else is served as usual.
+    let mut other = Raw::hello(&h.socket);
+    assert!(matches!(
+        other.request(&Request::GetSyncStatus),
+        Response::SyncStatus(_)
+    ));
+    assert!(matches!(
+        other.request(&Request::QueryUtxos(UtxoQuery { limit: 5, ..query(script_hash(&unhex(WHALE))) })),
+        Response::Utxos(p) if p.entries.len() == 5
+    ));
 }
