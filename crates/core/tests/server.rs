@@ -1225,3 +1225,78 @@ fn a_client_that_sends_without_reading_stops_only_itself() {
         Response::Utxos(p) if p.entries.len() == 5
     ));
 }
+
+/// A chain source whose block data is damaged (as a flipped byte in blk*.dat is).
+struct DamagedBlocks(ReplayChain);
+
+impl ChainSource for DamagedBlocks {
+    fn network(&self) -> Network {
+        self.0.network()
+    }
+    fn tip(&self) -> Result<opnet::source::ChainTip, opnet::source::SourceError> {
+        self.0.tip()
+    }
+    fn hash_at_height(
+        &self,
+        height: u32,
+    ) -> Result<Option<bitcoin::BlockHash>, opnet::source::SourceError> {
+        self.0.hash_at_height(height)
+    }
+    fn block(
+        &self,
+        hash: &bitcoin::BlockHash,
+    ) -> Result<bitcoin::Block, opnet::source::SourceError> {
+        Err(opnet::source::SourceError::Corrupt(format!(
+            "block {hash}: merkle root mismatch"
+        )))
+    }
+    fn spent_outputs(
+        &self,
+        hash: &bitcoin::BlockHash,
+    ) -> Result<opnet::format::undo::BlockSpent, opnet::source::SourceError> {
+        self.0.spent_outputs(hash)
+    }
+    fn header(
+        &self,
+        hash: &bitcoin::BlockHash,
+    ) -> Result<Option<opnet::source::HeaderInfo>, opnet::source::SourceError> {
+        self.0.header(hash)
+    }
+    fn transaction(
+        &self,
+        txid: &bitcoin::Txid,
+    ) -> Result<Option<bitcoin::Transaction>, opnet::source::SourceError> {
+        self.0.transaction(txid)
+    }
+}
+
+#[test]
+fn damaged_chain_data_is_an_internal_error_naming_it() {
+    let (blocks, steps) = load_chain();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut engine = Engine::open(EngineConfig::new(tmp.path(), Network::Regtest)).unwrap();
+    engine.init_at_genesis().unwrap();
+    let chain = ReplayChain::new(Network::Regtest, blocks);
+    chain.step(steps[0]).unwrap();
+    let source = Arc::new(DamagedBlocks(chain));
+    let node = Node::attach(&mut engine, source, 1 << 20).unwrap();
+    let socket = tmp.path().join("opnet.sock");
+    let _server = server::start(ServerConfig::new(&socket), node).unwrap();
+    let mut c = Raw::hello(&socket);
+    match c.request(&Request::GetBlockTxids(protocol::BlockSelector::Height(1))) {
+        Response::Error { error, .. } => {
+            assert_eq!(error.status, Status::Internal);
+            assert!(
+                error.message.contains("merkle root mismatch"),
+                "{}",
+                error.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // The connection and the server carry on.
+    assert!(matches!(
+        c.request(&Request::GetSyncStatus),
+        Response::SyncStatus(_)
+    ));
+}
