@@ -1,5 +1,6 @@
-//! Host-side tools of the OPNet native data path. Today: `opnet-cli`, the
-//! command-line client of the plugin's socket ([`cli`]), built on `opnet`'s client
-//! side only (no LevelDB, no chain readers).
+//! Host-side tools of the OPNet native data path: `opnet-host`, the reference
+//! loader that runs plugins next to a stock bitcoind, and `opnet-cli`, the
+//! command-line client of the plugin's socket ([`cli`]).
 
+pub mod chain;
 pub mod cli;
