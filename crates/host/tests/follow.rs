@@ -541,3 +541,20 @@ fn a_long_poll_does_not_hold_up_other_calls() {
     );
     assert_eq!(poll.join().unwrap().unwrap(), vec![]);
 }
+
+#[test]
+fn after_a_node_restart_the_follower_resumes_where_it_was() {
+    let mut fake = fake_at(100);
+    let addr = fake.addr();
+    let recorded = fake.recorded().clone();
+    let mut follower = Follower::new(connect(&fake)).unwrap();
+    fake.kill();
+    let err = follower.next_steps(Duration::from_secs(5)).unwrap_err();
+    assert!(err.is_connection(), "{err:?}");
+    assert_eq!(follower.tip().height, 100);
+
+    let restarted = FakeBitcoind::start_on(addr, recorded, FakeConfig::default());
+    restarted.set_tip_after_steps(103);
+    let steps = follower.next_steps(Duration::from_secs(20)).unwrap();
+    assert_eq!(steps, recorded_steps()[100..103].to_vec());
+}

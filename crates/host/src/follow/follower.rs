@@ -151,6 +151,9 @@ impl Follower {
     /// A reorg deeper than the follower's memory is announced as a single connect
     /// of the new tip (with a warning): the plugin's engine catches up from the
     /// source whenever a block does not fit its tip, and the source is the truth.
+    ///
+    /// An error (bitcoind stopped or restarting) leaves the follower as it was:
+    /// calling again reconnects and resumes from the last announced tip.
     pub fn next_steps(&mut self, timeout: Duration) -> Result<Vec<TipStep>, FollowError> {
         let new_tip = self.wait_for_change(timeout)?;
         if new_tip.hash == self.tip.hash {

@@ -261,8 +261,9 @@ pub struct HttpConnection {
     stream: Option<BufReader<TcpStream>>,
 }
 
-/// How far an exchange got before it failed: only a failure before any response
-/// byte on a reused connection means "the server had closed it", worth one retry.
+/// How far an exchange got before it failed: only a closed connection before any
+/// response byte, on a reused connection, means "the server had closed it while
+/// idle", worth one retry. A timeout is never retried (it would double the wait).
 struct Failure {
     before_response: bool,
     error: HttpError,
@@ -295,7 +296,9 @@ impl HttpConnection {
         let reused = self.stream.is_some();
         match self.exchange(req, read_timeout) {
             Ok(resp) => Ok(resp),
-            Err(f) if reused && f.before_response => {
+            Err(f)
+                if reused && f.before_response && matches!(f.error, HttpError::Closed { .. }) =>
+            {
                 self.exchange(req, read_timeout).map_err(|f| f.error)
             }
             Err(f) => Err(f.error),
@@ -874,6 +877,66 @@ mod tests {
             parse(&long).unwrap_err().kind,
             ReadErrorKind::Malformed(_)
         ));
+    }
+
+    /// A server that answers the first request of each connection and then reads
+    /// (and counts) requests without answering.
+    fn answer_once_server() -> (HttpTarget, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let target =
+            HttpTarget::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let seen = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut answered = false;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            if !answered {
+                                answered = true;
+                                let _ = stream
+                                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (target, seen)
+    }
+
+    #[test]
+    fn a_timeout_is_reported_and_never_retried() {
+        use std::sync::atomic::Ordering;
+        let (target, seen) = answer_once_server();
+        let mut conn = HttpConnection::new(target, HttpLimits::default());
+        let req = HttpRequest {
+            method: "GET",
+            path: "/",
+            headers: &[],
+            body: &[],
+        };
+        let wait = Duration::from_millis(200);
+        assert_eq!(conn.send(&req, wait).unwrap().body, b"ok");
+        let err = conn.send(&req, wait).unwrap_err();
+        assert!(matches!(err, HttpError::Timeout { .. }), "{err:?}");
+        assert!(err.is_connection());
+        assert!(!conn.is_open(), "a timed-out connection is dropped");
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            2,
+            "the timed-out request was sent again"
+        );
     }
 
     #[test]

@@ -245,7 +245,11 @@ fn read_cookie(path: &PathBuf) -> Result<String, FollowError> {
 /// The `result` of a JSON-RPC 1.0 reply. bitcoind sends errors with HTTP 500 (404
 /// for an unknown method) and a JSON body, so the body decides, not the status.
 fn parse_reply(method: &str, id: u64, resp: &HttpResponse) -> Result<Value, FollowError> {
-    let what = format!("bitcoind RPC {method}");
+    let what = if resp.status == 403 {
+        format!("bitcoind RPC {method} (bitcoind refuses this client's address: see -rpcallowip)")
+    } else {
+        format!("bitcoind RPC {method}")
+    };
     let reply: Value = match serde_json::from_slice(&resp.body) {
         Ok(v) => v,
         Err(e) => {
@@ -350,6 +354,8 @@ mod tests {
             e.to_string(),
             "bitcoind RPC x: HTTP status 503: Work queue depth exceeded"
         );
+        let e = parse_reply("x", 1, &reply(403, "")).unwrap_err();
+        assert!(e.to_string().contains("-rpcallowip"), "{e}");
         let e = parse_reply("x", 1, &reply(200, "<html>")).unwrap_err();
         assert!(matches!(e, FollowError::Protocol(_)), "{e}");
         let e =

@@ -217,9 +217,15 @@ impl FakeBitcoind {
         FakeBitcoind::start_with(load_recorded(), config)
     }
 
-    /// A fake over an already loaded recording.
+    /// A fake over an already loaded recording, on a free port.
     pub fn start_with(recorded: Recorded, config: FakeConfig) -> FakeBitcoind {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        FakeBitcoind::start_on(any_port, recorded, config)
+    }
+
+    /// A fake listening on `addr`: a restarted node on the port of a killed one.
+    pub fn start_on(addr: SocketAddr, recorded: Recorded, config: FakeConfig) -> FakeBitcoind {
+        let listener = TcpListener::bind(addr).expect("bind the fake's address");
         let addr = listener.local_addr().expect("local addr");
         let genesis = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).block_hash();
         let shared = Arc::new(Shared {
@@ -258,6 +264,11 @@ impl FakeBitcoind {
             shared,
             accept: Some(accept),
         }
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// `http://127.0.0.1:<port>`.
