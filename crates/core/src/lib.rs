@@ -5,6 +5,7 @@
 //! blocks and reorgs. The plugin (`crates/plugin`) and the loader (`crates/host`)
 //! build on it; the napi addon uses only its client side.
 
+pub mod abi;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod format;
@@ -27,6 +28,8 @@ pub mod mempool;
 pub mod replay;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "engine")]
+pub mod snapshot;
 #[cfg(feature = "engine")]
 pub mod source;
 #[cfg(feature = "engine")]

@@ -35,3 +35,29 @@ pub trait HostChain: ChainSource {
     /// transaction index, `None` when unknown.
     fn transaction_bytes(&self, txid: &Txid) -> Result<Option<Vec<u8>>, SourceError>;
 }
+
+use bitcoin::consensus::serialize;
+use opnet::datadir::DatadirSource;
+use opnet::format::undo::encode_block_undo;
+
+/// Datadir mode: blocks re-serialized from the block files, spent outputs as the
+/// undo records they came from (heights included).
+impl HostChain for DatadirSource {
+    fn block_bytes(&self, hash: &BlockHash) -> Result<Vec<u8>, SourceError> {
+        Ok(serialize(&self.block(hash)?))
+    }
+
+    fn spent_bytes(&self, hash: &BlockHash) -> Result<SpentBytes, SourceError> {
+        let spent = self.spent_outputs(hash)?;
+        let mut bytes = Vec::new();
+        encode_block_undo(&spent, &mut bytes);
+        Ok(SpentBytes {
+            format: SpentFormat::Undo,
+            bytes,
+        })
+    }
+
+    fn transaction_bytes(&self, txid: &Txid) -> Result<Option<Vec<u8>>, SourceError> {
+        Ok(self.transaction(txid)?.map(|tx| serialize(&tx)))
+    }
+}

@@ -5,3 +5,6 @@
 pub mod chain;
 pub mod cli;
 pub mod follow;
+pub mod loader;
+pub mod replay;
+pub mod run;

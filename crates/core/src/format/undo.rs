@@ -154,6 +154,29 @@ pub fn decode_rest_spent_txouts(bytes: &[u8]) -> Result<BlockSpent> {
     Ok(spent)
 }
 
+/// Encodes `spent` as Bitcoin Core's REST `spenttxouts` body: the inverse of
+/// [`decode_rest_spent_txouts`] (heights and coinbase flags are not part of it).
+/// `spent[0]` stands for the coinbase and is written empty.
+pub fn encode_rest_spent_txouts(spent: &BlockSpent, out: &mut Vec<u8>) {
+    write_compact_size(out, spent.len().max(1) as u64);
+    write_compact_size(out, 0);
+    for list in spent.iter().skip(1) {
+        encode_rest_tx_spent(list, out);
+    }
+}
+
+/// One transaction's part of the REST layout: CompactSize(inputs), then each
+/// spent `CTxOut`. Also how the plugin ABI passes a mempool transaction's spent
+/// outputs.
+pub fn encode_rest_tx_spent(list: &[SpentOutput], out: &mut Vec<u8>) {
+    write_compact_size(out, list.len() as u64);
+    for entry in list {
+        out.extend_from_slice(&(entry.amount as i64).to_le_bytes());
+        write_compact_size(out, entry.script.len() as u64);
+        out.extend_from_slice(&entry.script);
+    }
+}
+
 /// One plain `CTxOut`.
 fn read_plain_txout(r: &mut Reader<'_>) -> Result<SpentOutput> {
     let amount_at = r.offset();
@@ -339,6 +362,20 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn rest_encoding_is_the_inverse_of_decoding() {
+        let long = [0xab; 300];
+        let bytes = rest_bytes(&[&[], &[(5_000, b"\x51"), (7, &long)], &[(0, b"")]]);
+        let spent = decode_rest_spent_txouts(&bytes).unwrap();
+        let mut out = Vec::new();
+        encode_rest_spent_txouts(&spent, &mut out);
+        assert_eq!(out, bytes);
+        let mut one = Vec::new();
+        encode_rest_tx_spent(&spent[1], &mut one);
+        assert_eq!(one, bytes[2..2 + one.len()].to_vec());
+        assert_eq!(one.len(), 1 + 9 + 1 + 9 + 2 + 300);
     }
 
     #[test]

@@ -307,6 +307,44 @@ impl Node {
         Ok(true)
     }
 
+    /// Whether every input of `tx` spends an output that is unspent in the index or
+    /// created by a transaction in the mempool view. A host's notifications can lag
+    /// the index (they are queued while blocks are applied): a transaction that fails
+    /// this check was confirmed or conflicted by a block applied since, and must not
+    /// be shown as pending. `spent` is in input order; false if it does not match.
+    pub fn spends_known_outputs(
+        &self,
+        tx: &Transaction,
+        spent: &[SpentOutput],
+    ) -> Result<bool, NodeError> {
+        let Some(view) = self.index() else {
+            return Ok(false);
+        };
+        if spent.len() != tx.input.len() {
+            return Ok(false);
+        }
+        let mempool = self.mempool.read().unwrap_or_else(|p| p.into_inner());
+        for (input, out) in tx.input.iter().zip(spent) {
+            let key = UtxoKey {
+                script_hash: crate::index::script_hash(&out.script),
+                txid: input.previous_output.txid.to_byte_array(),
+                vout: input.previous_output.vout,
+            };
+            if mempool.transaction(&key.txid).is_some() {
+                continue;
+            }
+            if view
+                .store
+                .get_utxo(&key)
+                .map_err(NodeError::Index)?
+                .is_none()
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// A transaction left the host's mempool. False when it was not in the view.
     pub fn mempool_removed(
         &self,

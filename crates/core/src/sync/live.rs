@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 
@@ -81,33 +82,68 @@ impl LiveSync {
         match self.messages.try_send(Message::Event(event)) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.overflowed.store(true, Ordering::Relaxed);
-                // Set before the wake: a worker that drained the buffer meanwhile
-                // sees the flag when it wakes.
-                let _ = self.wake.try_send(());
+                self.resync();
                 false
             }
         }
+    }
+
+    /// Makes the worker catch up from the source, as after a dropped event (e.g. a
+    /// notification that could not be decoded).
+    pub fn resync(&self) {
+        self.overflowed.store(true, Ordering::Relaxed);
+        // Set before the wake: a worker that drained the buffer meanwhile sees the
+        // flag when it wakes.
+        let _ = self.wake.try_send(());
     }
 
     /// Blocks until every event notified before this call has been applied (or
     /// recovered by a catch-up). For drivers that step a chain on command; never
     /// call it from a host callback. False if the worker has stopped.
     pub fn wait_applied(&self) -> bool {
+        self.wait_applied_for(None) == Some(true)
+    }
+
+    /// As [`LiveSync::wait_applied`], giving up after `timeout`: `None` when it ran
+    /// out (the initial scan may take hours), else whether the worker is alive.
+    pub fn wait_applied_for(&self, timeout: Option<Duration>) -> Option<bool> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let never = crossbeam_channel::never();
+        let out_of_time = || match deadline {
+            Some(d) => crossbeam_channel::at(d),
+            None => never.clone(),
+        };
         let (tx, rx) = bounded(1);
         // A worker that ended leaves the channel open (we hold a sender), so both
         // the send and the answer are raced against its end.
         select! {
             send(self.messages, Message::Barrier(tx)) -> sent => {
                 if sent.is_err() {
-                    return false;
+                    return Some(false);
                 }
             }
-            recv(self.alive) -> _ => return false,
+            recv(self.alive) -> _ => return Some(false),
+            recv(out_of_time()) -> _ => return None,
         }
         select! {
-            recv(rx) -> answer => answer.is_ok(),
-            recv(self.alive) -> _ => false,
+            recv(rx) -> answer => Some(answer.is_ok()),
+            recv(self.alive) -> _ => Some(false),
+            recv(out_of_time()) -> _ => None,
+        }
+    }
+
+    /// Queues a barrier without waiting for it: the receiver gets `()` once
+    /// everything queued before it is applied, and is closed if the worker stops.
+    /// Waits at most `timeout` for room in the queue (`None` when there was none).
+    /// For callers that wait in slices and keep one barrier across calls instead
+    /// of queueing a new one each time.
+    pub fn barrier(&self, timeout: Duration) -> Option<Receiver<()>> {
+        let (tx, rx) = bounded(1);
+        match self.messages.send_timeout(Message::Barrier(tx), timeout) {
+            Ok(()) => Some(rx),
+            Err(crossbeam_channel::SendTimeoutError::Timeout(_)) => None,
+            // The worker is gone: a closed receiver says so.
+            Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => Some(rx),
         }
     }
 
