@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 cargo check --locked -p opnet --no-default-features
 # The client alone (what the napi addon links): no LevelDB, no chain readers.
 cargo check --locked -p opnet --no-default-features --features client
+# The loader's tests dlopen the real plugin, built next to the binaries.
+cargo build --locked --release -p opnet-plugin
 cargo test --workspace --release --locked

@@ -7,25 +7,83 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use opnet::datadir::resolve_datadir;
+use bitcoin::{Block, BlockHash, Transaction, Txid};
+use opnet::datadir::{resolve_datadir, DatadirSource};
+use opnet::format::undo::BlockSpent;
+use opnet::source::{ChainSource, ChainTip, HeaderInfo, SourceError};
 use opnet::Network;
 
 use super::args::Auth;
-use crate::chain::HostChain;
+use crate::chain::{HostChain, SpentBytes};
 use crate::follow::{FollowSource, Follower, RpcAuth, TipStep};
 use crate::loader::context::HostShared;
 
 /// How long one `waitfornewblock` long-poll lasts (also how soon a stop is seen).
 const POLL: Duration = Duration::from_secs(2);
 
+/// The node as the plugins' chain: everything from RPC/REST, except spent outputs
+/// of blocks the local datadir already holds, which come from its undo files with
+/// their heights. REST's `spenttxouts` has none, and without them the plugin has
+/// no undo history for the blocks below its scan, so a reorg right after a scan
+/// would force a rebuild.
+pub struct FollowChain {
+    pub node: Arc<FollowSource>,
+    local: Option<DatadirSource>,
+}
+
+impl ChainSource for FollowChain {
+    fn network(&self) -> Network {
+        self.node.network()
+    }
+    fn tip(&self) -> Result<ChainTip, SourceError> {
+        self.node.tip()
+    }
+    fn hash_at_height(&self, height: u32) -> Result<Option<BlockHash>, SourceError> {
+        self.node.hash_at_height(height)
+    }
+    fn block(&self, hash: &BlockHash) -> Result<Block, SourceError> {
+        self.node.block(hash)
+    }
+    fn spent_outputs(&self, hash: &BlockHash) -> Result<BlockSpent, SourceError> {
+        if let Some(Ok(spent)) = self.local.as_ref().map(|l| l.spent_outputs(hash)) {
+            return Ok(spent);
+        }
+        self.node.spent_outputs(hash)
+    }
+    fn header(&self, hash: &BlockHash) -> Result<Option<HeaderInfo>, SourceError> {
+        self.node.header(hash)
+    }
+    fn transaction(&self, txid: &Txid) -> Result<Option<Transaction>, SourceError> {
+        self.node.transaction(txid)
+    }
+    fn has_tx_index(&self) -> bool {
+        self.node.has_tx_index()
+    }
+}
+
+impl HostChain for FollowChain {
+    fn block_bytes(&self, hash: &BlockHash) -> Result<Vec<u8>, SourceError> {
+        self.node.block_bytes(hash)
+    }
+    fn spent_bytes(&self, hash: &BlockHash) -> Result<SpentBytes, SourceError> {
+        if let Some(Ok(spent)) = self.local.as_ref().map(|l| l.spent_bytes(hash)) {
+            return Ok(spent);
+        }
+        self.node.spent_bytes(hash)
+    }
+    fn transaction_bytes(&self, txid: &Txid) -> Result<Option<Vec<u8>>, SourceError> {
+        self.node.transaction_bytes(txid)
+    }
+}
+
 /// Connects to the node; the datadir (resolved to the network's directory) gives
-/// the default cookie and the chainstate to scan.
+/// the default cookie, the chainstate to scan and the undo data it already has.
 pub fn connect(
     dir: &Path,
     network: Option<Network>,
     url: &str,
     auth: &Auth,
-) -> Result<(Arc<FollowSource>, PathBuf), String> {
+) -> Result<(Arc<FollowChain>, PathBuf), String> {
     let network = network.unwrap_or(Network::Main);
     let resolved =
         resolve_datadir(dir, network).unwrap_or_else(|_| match network.datadir_subdir() {
@@ -37,19 +95,33 @@ pub fn connect(
         Auth::Cookie(c) if c.as_os_str().is_empty() => RpcAuth::Cookie(resolved.join(".cookie")),
         Auth::Cookie(c) => RpcAuth::Cookie(c.clone()),
     };
-    let source =
+    let node =
         FollowSource::connect(url, auth, network).map_err(|e| format!("following {url}: {e}"))?;
-    Ok((Arc::new(source), resolved))
+    // The block index is read once, now; blocks the node adds later come by REST.
+    let local = match DatadirSource::open(&resolved, network) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(error = %e, "the local datadir's undo data is unusable; spent outputs come from REST only (a reorg below the scan then means a rebuild)");
+            None
+        }
+    };
+    Ok((
+        Arc::new(FollowChain {
+            node: Arc::new(node),
+            local,
+        }),
+        resolved,
+    ))
 }
 
 /// Starts the thread that follows the node until `stop` is set.
 pub fn start(
-    source: Arc<FollowSource>,
+    chain: Arc<FollowChain>,
     shared: Arc<HostShared>,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, String> {
-    let chain: Arc<dyn HostChain> = source.clone();
-    let mut follower = Follower::new(source).map_err(|e| format!("reading the node's tip: {e}"))?;
+    let mut follower =
+        Follower::new(chain.node.clone()).map_err(|e| format!("reading the node's tip: {e}"))?;
     std::thread::Builder::new()
         .name("opnet-follow".into())
         .spawn(move || {

@@ -1,0 +1,550 @@
+//! `opnet-host` with the real `libopnet_core.so` (dlopen), in each mode, on the
+//! fixture chain, checked against Bitcoin Core's oracles through `opnet-cli`:
+//! datadir A then datadir B on the same index (an offline reorg), replay of the
+//! recorded chain with its reorg, and follow mode against a fake bitcoind that
+//! serves the recorded bytes. Also: the datadir is never written outside
+//! `opnet/` (and not at all with `--opnet-dir`), plugins that must be refused are
+//! refused while the host carries on, and the header compiles as C and C++.
+//!
+//! The plugin must be built next to the binaries (`scripts/test.sh` does it:
+//! `cargo build --release -p opnet-plugin`).
+
+#[path = "../../core/tests/common/mod.rs"]
+mod common;
+#[path = "support/fake_bitcoind.rs"]
+mod fake_bitcoind;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{fingerprint, fixture, load_oracle, Oracle, Utxo};
+use serde_json::Value;
+
+fn host_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_opnet-host"))
+}
+
+/// The plugin built alongside the binaries.
+fn plugin() -> PathBuf {
+    let p = host_bin().parent().unwrap().join("libopnet_core.so");
+    assert!(
+        p.exists(),
+        "{} is missing: build it first with `cargo build --release -p opnet-plugin` (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+fn include_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin/include")
+}
+
+/// A writable copy of a fixture directory.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::write(&target, std::fs::read(entry.path()).unwrap()).unwrap();
+        }
+    }
+}
+
+/// Every file of `dir` except those under `dir/opnet`.
+fn outside_opnet(dir: &Path) -> BTreeMap<PathBuf, (u64, [u8; 32])> {
+    let mut f = fingerprint(dir);
+    f.retain(|p, _| !p.starts_with(dir.join("opnet")));
+    f
+}
+
+/// A running `opnet-host`: stdin/stdout for replay commands, stderr in a file.
+struct Host {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    log: PathBuf,
+}
+
+impl Host {
+    fn start(args: &[&str], log: &Path) -> Host {
+        let mut child = Command::new(host_bin())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Host {
+            child,
+            stdin,
+            stdout,
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// Sends a replay command; returns the lines up to and including `ok`.
+    fn command(&mut self, line: &str) -> Vec<String> {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        let mut out = Vec::new();
+        loop {
+            let mut l = String::new();
+            assert!(
+                self.stdout.read_line(&mut l).unwrap() > 0,
+                "host exited; log:\n{}",
+                self.log()
+            );
+            let l = l.trim_end().to_string();
+            let done = l == "ok" || l == "ok quit" || l.starts_with("error");
+            out.push(l);
+            if done {
+                return out;
+            }
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status and the log.
+    fn stop(mut self) -> (ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let status = self.child.wait().unwrap();
+        let log = self.log();
+        (status, log)
+    }
+}
+
+fn cli_json(socket: &Path, args: &[&str]) -> Option<Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_opnet-cli"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Waits until the plugin reports `synced` at the oracle's tip.
+fn wait_for_tip(socket: &Path, oracle: &Oracle, host: &Host) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = cli_json(socket, &["status", "--json"]) {
+            if v["synced"] == true
+                && v["height"] == oracle.tip_height
+                && v["hash"] == oracle.tip_hash.as_str()
+            {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the plugin never reached {} {}; log:\n{}",
+            oracle.tip_height,
+            oracle.tip_hash,
+            host.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every script either oracle lists.
+fn all_scripts() -> BTreeSet<String> {
+    let a = load_oracle("oracle-A.json");
+    let b = load_oracle("oracle-B.json");
+    a.utxos
+        .iter()
+        .chain(b.utxos.iter())
+        .map(|u| u.0.clone())
+        .collect()
+}
+
+/// What the plugin serves for every script, through `opnet-cli utxos --json`.
+fn served(socket: &Path) -> BTreeSet<Utxo> {
+    let mut out = BTreeSet::new();
+    for script in all_scripts() {
+        let v = cli_json(socket, &["utxos", &script, "--json"]).expect("opnet-cli utxos");
+        for u in v["utxos"].as_array().unwrap() {
+            assert_eq!(u["script"], script.as_str());
+            out.insert((
+                script.clone(),
+                u["txid"].as_str().unwrap().to_string(),
+                u["vout"].as_u64().unwrap() as u32,
+                u["sats"].as_u64().unwrap(),
+                u["height"].as_u64().unwrap() as u32,
+                u["coinbase"].as_bool().unwrap(),
+            ));
+        }
+    }
+    out
+}
+
+fn assert_serves(socket: &Path, oracle: &Oracle) {
+    let got = served(socket);
+    assert_eq!(got.len(), oracle.utxos.len());
+    assert_eq!(got, oracle.utxos);
+    assert_eq!(got.iter().map(|u| u.3).sum::<u64>(), oracle.total_amount);
+}
+
+#[test]
+fn datadir_a_then_datadir_b_on_the_same_index_serves_each_oracle_and_writes_nothing_in_the_datadir()
+{
+    let (a, b) = (load_oracle("oracle-A.json"), load_oracle("oracle-B.json"));
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir_a, dir_b) = (tmp.path().join("A"), tmp.path().join("B"));
+    copy_dir(&fixture("datadir-A"), &dir_a);
+    copy_dir(&fixture("datadir-B"), &dir_b);
+
+    // Default opnet dir: --once syncs and exits 0; only <datadir>/opnet/ is new.
+    let before = fingerprint(&dir_a);
+    let out = Command::new(host_bin())
+        .args(["--datadir", dir_a.to_str().unwrap(), "--once", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        outside_opnet(&dir_a),
+        before,
+        "opnet-host wrote outside <datadir>/opnet"
+    );
+    assert!(dir_a.join("opnet/index").is_dir());
+    assert!(
+        !dir_a.join("opnet/chainstate-snapshot").exists(),
+        "the scan snapshot is removed"
+    );
+    assert!(
+        !dir_a.join("opnet/opnet.sock").exists(),
+        "the socket is removed on exit"
+    );
+
+    // --opnet-dir: nothing at all is written in the datadir.
+    let idx = tmp.path().join("idx");
+    let socket = idx.join("opnet.sock");
+    let before_a = fingerprint(&dir_a);
+    let host = Host::start(
+        &[
+            "--datadir",
+            dir_a.to_str().unwrap(),
+            "--opnet-dir",
+            idx.to_str().unwrap(),
+        ],
+        &tmp.path().join("a.log"),
+    );
+    wait_for_tip(&socket, &a, &host);
+    assert_serves(&socket, &a);
+    let (status, log) = host.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("shutting down signal=\"SIGTERM\""), "{log}");
+    assert!(!socket.exists());
+    assert_eq!(fingerprint(&dir_a), before_a);
+
+    // The same index, now over datadir B: the reorg happened while it was off.
+    let before_b = fingerprint(&dir_b);
+    let host = Host::start(
+        &[
+            "--datadir",
+            dir_b.to_str().unwrap(),
+            "--network",
+            "regtest",
+            "--opnet-dir",
+            idx.to_str().unwrap(),
+        ],
+        &tmp.path().join("b.log"),
+    );
+    wait_for_tip(&socket, &b, &host);
+    assert_serves(&socket, &b);
+    let (status, log) = host.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(fingerprint(&dir_b), before_b);
+}
+
+#[test]
+fn replay_steps_through_the_recorded_chain_and_its_reorg_on_command() {
+    let (a, b) = (load_oracle("oracle-A.json"), load_oracle("oracle-B.json"));
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tmp.path().join("idx");
+    let socket = idx.join("opnet.sock");
+    let chain = fixture("chain.json");
+    let mut host = Host::start(
+        &[
+            "--replay",
+            chain.to_str().unwrap(),
+            "--opnet-dir",
+            idx.to_str().unwrap(),
+            "--plugin",
+            plugin().to_str().unwrap(),
+            "-opnetundodepth=10",
+        ],
+        &tmp.path().join("replay.log"),
+    );
+    // The recorded events: 170 connects of branch A, 3 disconnects, 5 connects.
+    let steps = common::load_chain().1;
+    assert_eq!(steps.len(), 178);
+    let lines = host.command("step 170");
+    assert_eq!(lines.len(), 171, "{lines:?}");
+    assert_eq!(lines[169], format!("connect 170 {}", a.tip_hash));
+    let lines = host.command("sync");
+    assert_eq!(
+        lines[0],
+        format!("synced tip 170 {} step 170/178", a.tip_hash)
+    );
+    wait_for_tip(&socket, &a, &host);
+    assert_serves(&socket, &a);
+
+    // A subscriber sees the reorg as it is replayed.
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_opnet-cli"))
+        .arg("--socket")
+        .arg(&socket)
+        .args(["watch", "--json", "--kinds", "blocks"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut watched = BufReader::new(watch.stdout.take().unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    let lines = host.command("run");
+    assert_eq!(lines.len(), 9, "{lines:?}");
+    assert!(lines[0].starts_with("disconnect 170 "), "{lines:?}");
+    assert!(lines[2].starts_with("disconnect 168 "), "{lines:?}");
+    assert_eq!(lines[7], format!("connect 172 {}", b.tip_hash));
+    host.command("sync");
+    wait_for_tip(&socket, &b, &host);
+    assert_serves(&socket, &b);
+    let mut kinds = Vec::new();
+    for _ in 0..8 {
+        let mut l = String::new();
+        watched.read_line(&mut l).unwrap();
+        let v: Value = serde_json::from_str(&l).unwrap();
+        kinds.push((
+            v["type"].as_str().unwrap().to_string(),
+            v["height"].as_u64().unwrap(),
+        ));
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let expected: Vec<(String, u64)> = [
+        ("block_disconnected", 170),
+        ("block_disconnected", 169),
+        ("block_disconnected", 168),
+    ]
+    .into_iter()
+    .chain((168..=172).map(|h| ("block_connected", h)))
+    .map(|(k, h)| (k.to_string(), h))
+    .collect();
+    assert_eq!(kinds, expected);
+
+    // Mempool transactions reach the plugin's mempool view.
+    let lines = host.command("mempool all");
+    assert_eq!(lines.last().unwrap(), "ok");
+    let txs = lines.len() - 1;
+    assert!(txs > 0);
+    host.command("sync");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = cli_json(&socket, &["status", "--json"]).unwrap();
+        if v["mempool_txs"] == txs as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "mempool view has {} of {txs}; log:\n{}",
+            v["mempool_txs"],
+            host.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(host.command("quit"), vec!["ok quit".to_string()]);
+    let status = host.child.wait().unwrap();
+    assert!(status.success());
+    assert!(!socket.exists());
+    let log = std::fs::read_to_string(tmp.path().join("replay.log")).unwrap();
+    assert!(log.contains("shutting down plugin"), "{log}");
+}
+
+#[test]
+fn follow_mode_tracks_a_node_through_the_reorg() {
+    use fake_bitcoind::{FakeBitcoind, FakeConfig};
+    let (a, b) = (load_oracle("oracle-A.json"), load_oracle("oracle-B.json"));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("A");
+    copy_dir(&fixture("datadir-A"), &dir);
+    let fake = FakeBitcoind::start(FakeConfig::default());
+    let tip_a: bitcoin::BlockHash = a.tip_hash.parse().unwrap();
+    fake.set_tip_after_steps(fake.steps_to(&tip_a));
+    let idx = tmp.path().join("idx");
+    let socket = idx.join("opnet.sock");
+    let before = fingerprint(&dir);
+    let host = Host::start(
+        &[
+            "--datadir",
+            dir.to_str().unwrap(),
+            "--network",
+            "regtest",
+            "--opnet-dir",
+            idx.to_str().unwrap(),
+            "--follow",
+            &fake.url(),
+            "--rpc-user",
+            "user",
+            "--rpc-password",
+            "pass",
+        ],
+        &tmp.path().join("follow.log"),
+    );
+    wait_for_tip(&socket, &a, &host);
+    assert_serves(&socket, &a);
+    // The node reorganizes to branch B in one jump, as after invalidateblock.
+    fake.set_tip_after_steps(common::load_chain().1.len());
+    wait_for_tip(&socket, &b, &host);
+    assert_serves(&socket, &b);
+    let (status, log) = host.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("block disconnected height=170"), "{log}");
+    assert_eq!(
+        fingerprint(&dir),
+        before,
+        "follow mode wrote into the datadir"
+    );
+}
+
+/// Builds the C test plugin with `defines` into `dir/name.so`.
+fn c_plugin(dir: &Path, name: &str, defines: &[&str]) -> PathBuf {
+    let out = dir.join(format!("{name}.so"));
+    let status = Command::new("cc")
+        .args([
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-pedantic",
+            "-Werror",
+            "-shared",
+            "-fPIC",
+            "-o",
+        ])
+        .arg(&out)
+        .arg("-I")
+        .arg(include_dir())
+        .arg(format!("-DTEST_NAME=\"{name}\""))
+        .args(defines)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plugins/test_plugin.c"))
+        .status()
+        .expect("a C compiler (cc)");
+    assert!(status.success(), "compiling {name}");
+    out
+}
+
+#[test]
+fn the_header_compiles_as_c_and_cpp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("use.c");
+    std::fs::write(&src, "#include \"opnet_plugin.h\"\nint main(void) { PluginContext c; opnet_buffer b; opnet_validation_callbacks v; opnet_progress p; (void)c; (void)b; (void)v; (void)p; return (int)sizeof(struct PluginInfo) == 0; }\n").unwrap();
+    for (compiler, extra) in [
+        ("cc", vec!["-std=c99", "-pedantic"]),
+        ("c++", vec!["-x", "c++", "-std=c++11"]),
+    ] {
+        let status = Command::new(compiler)
+            .args(&extra)
+            .args(["-Wall", "-Wextra", "-Werror", "-o"])
+            .arg(tmp.path().join("use"))
+            .arg("-I")
+            .arg(include_dir())
+            .arg(&src)
+            .status()
+            .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
+        assert!(status.success(), "{compiler} rejects the header");
+    }
+}
+
+#[test]
+fn plugins_that_must_be_refused_are_and_the_host_carries_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let wrong_api = c_plugin(dir, "wrong_api", &["-DTEST_API_VERSION=99"]);
+    let unknown_cap = c_plugin(dir, "unknown_cap", &["-DTEST_CAPS=(1u<<9)"]);
+    let not_offered = c_plugin(dir, "net_events", &["-DTEST_CAPS=PLUGIN_CAP_NET_EVENTS"]);
+    let init_fails = c_plugin(dir, "init_fails", &["-DTEST_INIT_OK=0"]);
+    let first = c_plugin(dir, "first", &[]);
+    let last = c_plugin(dir, "last", &[]);
+    let not_a_plugin = dir.join("not_a_plugin.so");
+    std::fs::write(&not_a_plugin, b"not an ELF file").unwrap();
+    let idx = dir.join("idx");
+    let chain = fixture("chain.json");
+    let mut args = vec![
+        "--replay".to_string(),
+        chain.display().to_string(),
+        "--opnet-dir".into(),
+        idx.display().to_string(),
+        "--once".into(),
+        "-opnetundodepth=7".into(),
+    ];
+    for p in [
+        &first,
+        &wrong_api,
+        &unknown_cap,
+        &not_offered,
+        &init_fails,
+        &not_a_plugin,
+        &plugin(),
+        &last,
+    ] {
+        args.push("--plugin".into());
+        args.push(p.display().to_string());
+    }
+    let out = Command::new(host_bin())
+        .args(&args)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    for expected in [
+        format!("refusing plugin {}: it was built for plugin API version 99, this host implements version 1", wrong_api.display()),
+        format!("refusing plugin {}: it asks for unknown capabilities (bit 9, mask 0x200); is it newer than this host?", unknown_cap.display()),
+        format!("refusing plugin {}: it needs PLUGIN_CAP_NET_EVENTS, which this host does not offer in this mode", not_offered.display()),
+        format!("plugin init_fails ({}) failed to initialise; skipped", init_fails.display()),
+        format!("cannot load plugin {}", not_a_plugin.display()),
+        // The context works from C: tip, network and arguments.
+        "init_fails: init on regtest at height 0, undodepth 7".to_string(),
+        "init_fails: refusing to start".to_string(),
+        "replayed 178 steps; plugins are at the tip".to_string(),
+    ] {
+        assert!(log.contains(&expected), "missing «{expected}» in:\n{log}");
+    }
+    // Loaded: first, opnet-core, last; shut down in reverse order.
+    assert!(
+        log.contains("plugins loaded plugins=[\"first\", \"opnet-core\", \"last\"]"),
+        "{log}"
+    );
+    let at = |s: &str| {
+        log.find(s)
+            .unwrap_or_else(|| panic!("missing {s} in:\n{log}"))
+    };
+    assert!(at("last: shutdown") < at("shutting down plugin plugin=opnet-core"));
+    assert!(at("plugin stopped") < at("first: shutdown"));
+    assert!(
+        !log.contains("init_fails: shutdown"),
+        "a plugin whose init failed is not shut down"
+    );
+}
