@@ -548,3 +548,49 @@ fn plugins_that_must_be_refused_are_and_the_host_carries_on() {
         "a plugin whose init failed is not shut down"
     );
 }
+
+#[test]
+fn the_watchdog_reports_a_plugin_stuck_in_a_callback() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stall = c_plugin(
+        tmp.path(),
+        "stall",
+        &[
+            "-DTEST_STALL_MS=2500",
+            "-DTEST_CAPS=PLUGIN_CAP_VALIDATION_INTERFACE",
+        ],
+    );
+    let chain = fixture("chain.json");
+    let out = Command::new(host_bin())
+        .args([
+            "--replay",
+            chain.to_str().unwrap(),
+            "--opnet-dir",
+            tmp.path().join("idx").to_str().unwrap(),
+            "--once",
+            "--watchdog-secs",
+            "1",
+            "--plugin",
+            stall.to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let stuck = log
+        .lines()
+        .find(|l| l.contains("a plugin is stuck in a callback"))
+        .unwrap_or_else(|| panic!("no watchdog report in:\n{log}"));
+    assert!(
+        stuck.contains("plugin=stall") && stuck.contains("callback=\"block_connected\""),
+        "{stuck}"
+    );
+    let back = log
+        .lines()
+        .find(|l| l.contains("the stuck plugin returned"))
+        .unwrap_or_else(|| panic!("no return report in:\n{log}"));
+    assert!(back.contains("plugin=stall"), "{back}");
+    assert!(log.find("stuck in a callback") < log.find("stuck plugin returned"));
+    assert!(log.contains("stall: shutdown"), "{log}");
+}

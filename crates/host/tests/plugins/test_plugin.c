@@ -6,10 +6,14 @@
  *   TEST_CAPS         the capabilities it asks for (default: none)
  *   TEST_INIT_OK      what plugin_init returns (default 1)
  *   TEST_NAME         its name, also in every log line
+ *   TEST_STALL_MS     if set, it registers callbacks and stays this long in the
+ *                     first block_connected (for the watchdog)
  */
+#define _POSIX_C_SOURCE 199309L
 #include "opnet_plugin.h"
 
 #include <stdio.h>
+#include <time.h>
 
 #ifndef TEST_API_VERSION
 #define TEST_API_VERSION OPNET_PLUGIN_API_VERSION
@@ -33,6 +37,27 @@ static void say(PluginContext *ctx, const char *what) {
     ctx->log(ctx->host, OPNET_LOG_INFO, "test", line);
 }
 
+#ifdef TEST_STALL_MS
+static int stalled = 0;
+
+static void on_block(void *user, const uint8_t *block, size_t block_len, uint32_t height,
+                     const uint8_t *spent, size_t spent_len, uint32_t spent_format) {
+    struct timespec t;
+    (void)user; (void)block; (void)block_len; (void)height;
+    (void)spent; (void)spent_len; (void)spent_format;
+    if (stalled) {
+        return;
+    }
+    stalled = 1;
+    t.tv_sec = TEST_STALL_MS / 1000;
+    t.tv_nsec = (long)(TEST_STALL_MS % 1000) * 1000000L;
+    nanosleep(&t, NULL);
+}
+
+static opnet_validation_callbacks callbacks = {sizeof(opnet_validation_callbacks), &callbacks,
+                                               on_block, NULL, NULL, NULL};
+#endif
+
 bool plugin_init(PluginContext *ctx) {
     uint32_t height = 0;
     uint8_t hash[32];
@@ -49,7 +74,17 @@ bool plugin_init(PluginContext *ctx) {
         say(ctx, "refusing to start");
         return false;
     }
+#ifdef TEST_STALL_MS
+    if (ctx->register_validation_interface(ctx->host, &callbacks) != OPNET_OK) {
+        return false;
+    }
+#endif
     return true;
 }
 
-void plugin_shutdown(PluginContext *ctx) { say(ctx, "shutdown"); }
+void plugin_shutdown(PluginContext *ctx) {
+#ifdef TEST_STALL_MS
+    ctx->unregister_validation_interface(ctx->host, &callbacks);
+#endif
+    say(ctx, "shutdown");
+}
