@@ -594,3 +594,50 @@ fn the_watchdog_reports_a_plugin_stuck_in_a_callback() {
     assert!(log.find("stuck in a callback") < log.find("stuck plugin returned"));
     assert!(log.contains("stall: shutdown"), "{log}");
 }
+
+#[test]
+fn plugins_come_from_the_plugins_directory_and_bitcoin_conf_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(data.join("plugins")).unwrap();
+    let in_dir = c_plugin(&data.join("plugins"), "from_dir", &[]);
+    let listed = c_plugin(tmp.path(), "from_conf", &[]);
+    let other_net = c_plugin(tmp.path(), "mainnet_only", &[]);
+    std::fs::write(
+        data.join("bitcoin.conf"),
+        format!(
+            "plugin={}\nopnetundodepth=3\n[main]\nplugin={}\n[regtest]\nopnetundodepth=9\n",
+            listed.display(),
+            other_net.display()
+        ),
+    )
+    .unwrap();
+    let chain = fixture("chain.json");
+    let out = Command::new(host_bin())
+        .args([
+            "--replay",
+            chain.to_str().unwrap(),
+            "--datadir",
+            data.to_str().unwrap(),
+            "--opnet-dir",
+            tmp.path().join("idx").to_str().unwrap(),
+            "--once",
+        ])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    // The directory's plugins first, then plugin= lines of the network's scope;
+    // a plugin= line means the default plugin is not added.
+    assert!(
+        log.contains("plugins loaded plugins=[\"from_dir\", \"from_conf\"]"),
+        "{log}"
+    );
+    assert!(
+        log.contains("from_dir: init on regtest at height 0, undodepth 9"),
+        "{log}"
+    );
+    assert!(!log.contains("mainnet_only"), "{log}");
+    assert!(in_dir.exists());
+}
