@@ -104,6 +104,21 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
+/// Notes where bitcoin.conf and plugins/ may be for a datadir given as `dir`
+/// (resolved to `resolved`), and returns what the host offers over it: the
+/// chainstate only when there is one.
+fn local_datadir(dir: &Path, resolved: &Path, conf_dirs: &mut Vec<PathBuf>) -> u32 {
+    conf_dirs.push(dir.to_path_buf());
+    if resolved != dir {
+        conf_dirs.push(resolved.to_path_buf());
+    }
+    let mut caps = abi::CAP_VALIDATION_INTERFACE | abi::CAP_BLOCK_READ;
+    if resolved.join("chainstate").is_dir() {
+        caps |= abi::CAP_CHAINSTATE_READ;
+    }
+    caps
+}
+
 /// Replay mode's chain and script, kept for its driver.
 type ReplayParts = Option<(Arc<ReplayHost>, Script)>;
 
@@ -133,28 +148,14 @@ fn run(args: HostArgs) -> Result<(), String> {
             Mode::Datadir => {
                 let dir = args.datadir.clone().ok_or("--datadir is required")?;
                 let (source, resolved) = open_datadir(&dir, args.network)?;
-                conf_dirs.push(dir.clone());
-                if resolved != dir {
-                    conf_dirs.push(resolved.clone());
-                }
-                let mut caps = abi::CAP_VALIDATION_INTERFACE | abi::CAP_BLOCK_READ;
-                if resolved.join("chainstate").is_dir() {
-                    caps |= abi::CAP_CHAINSTATE_READ;
-                }
+                let caps = local_datadir(&dir, &resolved, &mut conf_dirs);
                 (Arc::new(source), absolute(&resolved), caps, None)
             }
             Mode::Follow { url, auth } => {
                 let dir = args.datadir.clone().ok_or("--datadir is required")?;
                 let (source, resolved) = follow_mode::connect(&dir, args.network, url, auth)?;
                 follow_source = Some(source.clone());
-                conf_dirs.push(dir.clone());
-                if resolved != dir {
-                    conf_dirs.push(resolved.clone());
-                }
-                let mut caps = abi::CAP_VALIDATION_INTERFACE | abi::CAP_BLOCK_READ;
-                if resolved.join("chainstate").is_dir() {
-                    caps |= abi::CAP_CHAINSTATE_READ;
-                }
+                let caps = local_datadir(&dir, &resolved, &mut conf_dirs);
                 (source, absolute(&resolved), caps, None)
             }
         };
