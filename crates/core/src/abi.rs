@@ -161,3 +161,14 @@ pub struct Progress {
     pub height: u32,
     pub target_height: u32,
 }
+
+// The header's layouts on 64-bit targets (checked against a C compiler's
+// sizeof/offsetof): a field added or reordered here fails the build.
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    assert!(std::mem::size_of::<Buffer>() == 32);
+    assert!(std::mem::size_of::<PluginInfo>() == 32);
+    assert!(std::mem::size_of::<ValidationCallbacks>() == 48);
+    assert!(std::mem::size_of::<PluginContext>() == 152);
+    assert!(std::mem::size_of::<Progress>() == 48);
+};

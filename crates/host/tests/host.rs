@@ -459,7 +459,30 @@ fn c_plugin(dir: &Path, name: &str, defines: &[&str]) -> PathBuf {
 fn the_header_compiles_as_c_and_cpp() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("use.c");
-    std::fs::write(&src, "#include \"opnet_plugin.h\"\nint main(void) { PluginContext c; opnet_buffer b; opnet_validation_callbacks v; opnet_progress p; (void)c; (void)b; (void)v; (void)p; return (int)sizeof(struct PluginInfo) == 0; }\n").unwrap();
+    std::fs::write(
+        &src,
+        "#include \"opnet_plugin.h\"\n#include <stdio.h>\n#include <stddef.h>\n\
+         int main(void) {\n\
+           printf(\"%zu %zu %zu %zu %zu %zu %zu\", sizeof(opnet_buffer), sizeof(struct PluginInfo),\n\
+             sizeof(opnet_validation_callbacks), sizeof(PluginContext), sizeof(opnet_progress),\n\
+             offsetof(PluginContext, get_transaction), offsetof(opnet_progress, target_height));\n\
+           return 0;\n\
+         }\n",
+    )
+    .unwrap();
+    // What the Rust side (opnet::abi) lays out must be what C lays out.
+    use opnet::abi;
+    use std::mem::{offset_of, size_of};
+    let rust = format!(
+        "{} {} {} {} {} {} {}",
+        size_of::<abi::Buffer>(),
+        size_of::<abi::PluginInfo>(),
+        size_of::<abi::ValidationCallbacks>(),
+        size_of::<abi::PluginContext>(),
+        size_of::<abi::Progress>(),
+        offset_of!(abi::PluginContext, get_transaction),
+        offset_of!(abi::Progress, target_height),
+    );
     for (compiler, extra) in [
         ("cc", vec!["-std=c99", "-pedantic"]),
         ("c++", vec!["-x", "c++", "-std=c++11"]),
@@ -474,6 +497,12 @@ fn the_header_compiles_as_c_and_cpp() {
             .status()
             .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
         assert!(status.success(), "{compiler} rejects the header");
+        let out = Command::new(tmp.path().join("use")).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            rust,
+            "{compiler}'s layout differs from opnet::abi"
+        );
     }
 }
 

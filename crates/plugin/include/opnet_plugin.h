@@ -14,7 +14,10 @@
  *    once. Nothing else crosses the boundary as owned memory.
  *  - Threads: the host calls the validation callbacks from one thread at a time, in
  *    chain order. The plugin may call the context's functions from any thread,
- *    concurrently, until plugin_shutdown returns.
+ *    concurrently, until plugin_shutdown returns, but never register or
+ *    unregister from inside a callback.
+ *  - Nothing unwinds across this boundary: no C++ exception and no Rust panic
+ *    may leave a function of either side.
  *  - Errors: functions return an opnet_status. Where a function takes an
  *    `opnet_buffer *error` (which may be NULL), the callee may fill it with a UTF-8
  *    message on failure; the caller releases it.
@@ -109,9 +112,11 @@ struct PluginInfo {
 };
 
 /* What a plugin registers to hear about the host's chain and mempool
- * (PLUGIN_CAP_VALIDATION_INTERFACE; the transaction callbacks also need
- * PLUGIN_CAP_MEMPOOL_READ). Callbacks must return quickly: a plugin hands the
- * work to its own threads. A NULL callback is not called. */
+ * (PLUGIN_CAP_VALIDATION_INTERFACE). The transaction callbacks are called only
+ * when the host offers PLUGIN_CAP_MEMPOOL_READ (ctx->capabilities), whether or
+ * not the plugin asked for it: a plugin that needs them asks for the bit, one
+ * that can do without checks ctx->capabilities. Callbacks must return quickly: a
+ * plugin hands the work to its own threads. A NULL callback is not called. */
 typedef struct opnet_validation_callbacks {
     uint32_t size;   /* sizeof(opnet_validation_callbacks) as the plugin built it */
     void *user_data; /* passed back to every callback; identifies the registration */

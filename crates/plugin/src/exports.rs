@@ -42,8 +42,11 @@ fn guarded<T>(what: &str, on_panic: T, f: impl FnOnce() -> T) -> T {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            // Logging itself must not unwind either.
-            let _ = catch_unwind(|| tracing::error!(%msg, "panic in {what}; contained"));
+            // Logging, and dropping the payload, must not unwind either.
+            let _ = catch_unwind(AssertUnwindSafe(move || {
+                tracing::error!(%msg, "panic in {what}; contained");
+                drop(panic);
+            }));
             on_panic
         }
     }
@@ -116,6 +119,7 @@ pub unsafe extern "C" fn plugin_init(ctx: *mut PluginContext) -> bool {
             Err(e) => {
                 tracing::error!("{e}");
                 logging::stop();
+                host.close();
                 return false;
             }
         };
@@ -142,6 +146,7 @@ pub unsafe extern "C" fn plugin_init(ctx: *mut PluginContext) -> bool {
             // SAFETY: made by Box::into_raw above and never shared.
             let rt = unsafe { Box::from_raw(user) };
             rt.shutdown();
+            host.close();
             logging::stop();
             return false;
         }
@@ -186,17 +191,35 @@ pub unsafe extern "C" fn plugin_shutdown(ctx: *mut PluginContext) {
         if user.is_null() {
             return;
         }
-        // SAFETY: made by plugin_init's Box::into_raw, reclaimed once (cleared below).
+        // Whatever happens below, the plugin stops logging into this host.
+        struct StopLogging;
+        impl Drop for StopLogging {
+            fn drop(&mut self) {
+                logging::stop();
+            }
+        }
+        let _stop_logging = StopLogging;
+        // Unregister first: after that no callback holds a reference to the runtime.
+        {
+            // SAFETY: user_data is our live runtime until reclaimed below.
+            let Some(rt) = (unsafe { runtime(user) }) else {
+                return;
+            };
+            let c = rt.host.context();
+            if let Some(unregister) = c.unregister_validation_interface {
+                // SAFETY: valid host function; after it returns no callback runs.
+                unsafe { unregister(c.host, user) };
+            }
+        }
+        // SAFETY: made by plugin_init's Box::into_raw; no callback can use it any
+        // more; reclaimed once (user_data is cleared right after).
         let rt = unsafe { Box::from_raw(user as *mut Runtime) };
         // SAFETY: valid context.
         unsafe { (*ctx).user_data = std::ptr::null_mut() };
-        let c = rt.host.context();
-        if let Some(unregister) = c.unregister_validation_interface {
-            // SAFETY: valid host function; after it returns no callback runs.
-            unsafe { unregister(c.host, user) };
-        }
+        let host = rt.host.clone();
         rt.shutdown();
-        logging::stop();
+        // Threads the server could not stop in time get errors from now on.
+        host.close();
     })
 }
 

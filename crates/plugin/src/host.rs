@@ -4,6 +4,7 @@
 
 use std::ffi::{c_char, CStr, CString};
 use std::path::PathBuf;
+use std::sync::{RwLock, RwLockReadGuard};
 
 use bitcoin::block::Header;
 use bitcoin::consensus::deserialize;
@@ -29,6 +30,11 @@ pub struct HostApi {
     ctx: PluginContext,
     pub network: Network,
     pub datadir: PathBuf,
+    /// False once the plugin is shut down. Chain calls hold it read-locked, so
+    /// [`HostApi::close`] waits for calls in flight, and a thread that outlives
+    /// shutdown (a server job the runtime's timeout left behind) gets an error
+    /// instead of calling into a host that has freed the context.
+    open: RwLock<bool>,
 }
 
 // SAFETY: the header's threading contract: the host's functions may be called from
@@ -135,7 +141,23 @@ impl HostApi {
             ctx: c,
             network,
             datadir: PathBuf::from(datadir),
+            open: RwLock::new(true),
         })
+    }
+
+    /// Refuses every later chain call; returns once calls in flight are done.
+    pub fn close(&self) {
+        *self.open.write().unwrap_or_else(|p| p.into_inner()) = false;
+    }
+
+    fn enter(&self) -> Result<RwLockReadGuard<'_, bool>, SourceError> {
+        let open = self.open.read().unwrap_or_else(|p| p.into_inner());
+        if !*open {
+            return Err(SourceError::Unavailable(
+                "the plugin is shut down; the host's chain is gone".into(),
+            ));
+        }
+        Ok(open)
     }
 
     /// The capabilities the host offers.
@@ -151,6 +173,7 @@ impl HostApi {
     /// Sends one log line to the host.
     pub fn log(&self, level: i32, message: &str) {
         let Some(log) = self.ctx.log else { return };
+        let Ok(_open) = self.enter() else { return };
         // Interior NULs cannot cross as C strings.
         let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
         // SAFETY: valid host pointer and function; NUL-terminated strings that live
@@ -161,6 +184,7 @@ impl HostApi {
     /// The value of `-name`, `None` when unset.
     pub fn arg(&self, name: &str) -> Option<String> {
         let get = self.ctx.get_arg?;
+        let _open = self.enter().ok()?;
         let name = CString::new(name).ok()?;
         // SAFETY: valid host function; NULL default means "unset"; the returned
         // string is host-owned and valid until shutdown, copied at once.
@@ -183,6 +207,7 @@ impl HostApi {
     }
 
     fn tip_raw(&self) -> Result<ChainTip, SourceError> {
+        let _open = self.enter()?;
         let f = self.ctx.get_tip.ok_or_else(no_fn)?;
         let (mut height, mut hash, mut err) = (0u32, [0u8; 32], Buffer::empty());
         // SAFETY: valid host function; out-pointers to live locals of the right size.
@@ -230,6 +255,7 @@ impl ChainSource for HostApi {
     }
 
     fn hash_at_height(&self, height: u32) -> Result<Option<BlockHash>, SourceError> {
+        let _open = self.enter()?;
         let f = self.ctx.get_block_hash.ok_or_else(no_fn)?;
         let (mut hash, mut err) = ([0u8; 32], Buffer::empty());
         // SAFETY: valid host function; out-pointers to live locals.
@@ -245,6 +271,7 @@ impl ChainSource for HostApi {
     }
 
     fn block(&self, hash: &BlockHash) -> Result<Block, SourceError> {
+        let _open = self.enter()?;
         let f = self.ctx.get_block.ok_or_else(no_fn)?;
         let key = hash.to_byte_array();
         let bytes = self.fetch(&format!("block {hash}"), |out, err| {
@@ -255,6 +282,7 @@ impl ChainSource for HostApi {
     }
 
     fn spent_outputs(&self, hash: &BlockHash) -> Result<BlockSpent, SourceError> {
+        let _open = self.enter()?;
         let f = self.ctx.get_block_spent.ok_or_else(no_fn)?;
         let key = hash.to_byte_array();
         let mut format = 0u32;
@@ -266,6 +294,7 @@ impl ChainSource for HostApi {
     }
 
     fn header(&self, hash: &BlockHash) -> Result<Option<HeaderInfo>, SourceError> {
+        let _open = self.enter()?;
         let f = self.ctx.get_block_header.ok_or_else(no_fn)?;
         let key = hash.to_byte_array();
         let (mut raw, mut height, mut err) = ([0u8; 80], 0u32, Buffer::empty());
@@ -294,6 +323,7 @@ impl ChainSource for HostApi {
     }
 
     fn transaction(&self, txid: &Txid) -> Result<Option<Transaction>, SourceError> {
+        let _open = self.enter()?;
         let f = self.ctx.get_transaction.ok_or_else(no_fn)?;
         let key = txid.to_byte_array();
         match self.fetch(&format!("transaction {txid}"), |out, err| {

@@ -170,33 +170,48 @@ impl Runtime {
             .pending_barrier
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let barrier = match pending.take() {
-            Some(b) => b,
-            None => match live.barrier(timeout) {
+        // Rounds of "apply everything, compare with the host's tip"; a tip that
+        // still differs after a full catch-up three times means the sync fails.
+        for _round in 0..3 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let barrier = match pending.take() {
                 Some(b) => b,
-                None => return abi::ERR_TIMEOUT,
-            },
-        };
-        match barrier.recv_deadline(deadline) {
-            Ok(()) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                *pending = Some(barrier);
+                None => match live.barrier(left) {
+                    Some(b) => b,
+                    None => return abi::ERR_TIMEOUT,
+                },
+            };
+            match barrier.recv_deadline(deadline) {
+                Ok(()) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    *pending = Some(barrier);
+                    return abi::ERR_TIMEOUT;
+                }
+                // The index thread stopped.
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    return abi::ERR_NOT_SYNCED
+                }
+            }
+            match self.host.tip() {
+                Ok(tip) => {
+                    if let Some(view) = self.node.index() {
+                        if view.meta.tip.hash == tip.hash.to_byte_array() {
+                            return abi::OK;
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "the host's tip is unknown"),
+            }
+            // Everything notified is applied, but the host's tip has moved on (its
+            // notification is on the way) or a sync failed and is being retried:
+            // ask the index thread to catch up, and wait again.
+            if Instant::now() >= deadline {
                 return abi::ERR_TIMEOUT;
             }
-            // The index thread stopped.
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return abi::ERR_NOT_SYNCED,
+            live.resync();
         }
-        let tip = match self.host.tip() {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "the host's tip is unknown");
-                return abi::ERR_NOT_SYNCED;
-            }
-        };
-        match self.node.index() {
-            Some(view) if view.meta.tip.hash == tip.hash.to_byte_array() => abi::OK,
-            _ => abi::ERR_NOT_SYNCED,
-        }
+        tracing::error!("the index does not reach the host's tip; the errors above say why");
+        abi::ERR_NOT_SYNCED
     }
 
     /// The sync progress in the ABI's layout.

@@ -161,6 +161,19 @@ impl LiveSync {
     }
 }
 
+impl Drop for LiveSync {
+    /// A LiveSync dropped without [`LiveSync::shutdown`] (an error path) still
+    /// stops its thread: nothing it holds may outlive its owner (in the plugin,
+    /// the host's context).
+    fn drop(&mut self) {
+        if let Some(w) = self.worker.take() {
+            self.cancel.store(true, Ordering::Relaxed);
+            let _ = self.stop.try_send(());
+            let _ = w.join();
+        }
+    }
+}
+
 fn run(
     mut engine: Engine,
     source: Arc<dyn ChainSource>,

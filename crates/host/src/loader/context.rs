@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bitcoin::consensus::serialize;
 use bitcoin::hashes::Hash;
@@ -24,6 +24,8 @@ pub const HOST_VERSION: u32 = 100;
 /// One plugin's registered callbacks.
 struct Registration {
     plugin: String,
+    /// The registering context's handle address: who may unregister it.
+    owner: usize,
     callbacks: ValidationCallbacks,
 }
 
@@ -39,6 +41,8 @@ pub struct HostShared {
     pub capabilities: u32,
     args: HashMap<String, CString>,
     registry: RwLock<Vec<Registration>>,
+    /// Held while callbacks run: the host calls them one at a time.
+    dispatching: Mutex<()>,
     watchdog: Arc<Watchdog>,
 }
 
@@ -48,20 +52,20 @@ struct Handle {
     plugin: String,
 }
 
-/// A plugin's context and everything its pointers point into. The context itself
-/// is a raw allocation because the plugin writes its `user_data` through the
-/// pointer while the host holds this struct.
+/// A plugin's context and everything its pointers point into. All are raw
+/// allocations, freed on drop: the plugin holds pointers into them (and writes
+/// the context's `user_data`) while the host moves this struct around.
 pub struct Context {
     ctx: *mut PluginContext,
-    _handle: Box<Handle>,
-    _network: CString,
-    _datadir: CString,
+    handle: *mut Handle,
+    network: *mut c_char,
+    datadir: *mut c_char,
 }
 
-// SAFETY: the context is plain data the plugin may use from any thread; the host
-// only hands out the pointer.
+// SAFETY: the pointed-to data is plain data the plugin may use from any thread;
+// the host never writes it after building it.
 unsafe impl Send for Context {}
-// SAFETY: as above; the host never writes the context after building it.
+// SAFETY: as above.
 unsafe impl Sync for Context {}
 
 impl Context {
@@ -69,13 +73,24 @@ impl Context {
     pub fn as_ptr(&self) -> *mut PluginContext {
         self.ctx
     }
+
+    /// The `host` pointer of this context (identifies its registrations).
+    fn owner(&self) -> usize {
+        self.handle as usize
+    }
 }
 
 impl Drop for Context {
     fn drop(&mut self) {
-        // SAFETY: made by Box::into_raw in HostShared::context, freed once, after
-        // the plugin was shut down (Loaded drops its context after shutdown).
-        drop(unsafe { Box::from_raw(self.ctx) });
+        // SAFETY: each was made by Box::into_raw / CString::into_raw in
+        // HostShared::context and is freed once, after the plugin was shut down
+        // or its init failed (Loaded and Loader::load drop contexts only then).
+        unsafe {
+            drop(Box::from_raw(self.ctx));
+            drop(Box::from_raw(self.handle));
+            drop(CString::from_raw(self.network));
+            drop(CString::from_raw(self.datadir));
+        }
     }
 }
 
@@ -96,32 +111,37 @@ impl HostShared {
             capabilities,
             args,
             registry: RwLock::new(Vec::new()),
+            dispatching: Mutex::new(()),
             watchdog,
         }
     }
 
     /// Builds the context for `plugin`.
     pub fn context(self: &Arc<Self>, plugin: &str, datadir: &Path) -> Context {
-        let network = CString::new(self.chain.network().name()).unwrap_or_default();
-        let datadir = CString::new(datadir.as_os_str().as_encoded_bytes()).unwrap_or_default();
-        let mut handle = Box::new(Handle {
+        let network = CString::new(self.chain.network().name())
+            .unwrap_or_default()
+            .into_raw();
+        let datadir = CString::new(datadir.as_os_str().as_encoded_bytes())
+            .unwrap_or_default()
+            .into_raw();
+        let handle = Box::into_raw(Box::new(Handle {
             shared: self.clone(),
             plugin: plugin.to_string(),
-        });
+        }));
         let chain_flags = if self.chain.has_tx_index() {
             abi::CHAIN_TXINDEX
         } else {
             0
         };
-        let ctx = Box::new(PluginContext {
+        let ctx = Box::into_raw(Box::new(PluginContext {
             size: std::mem::size_of::<PluginContext>() as u32,
             api_version: abi::API_VERSION,
             core_version: HOST_VERSION,
             capabilities: self.capabilities,
             chain_flags,
-            network: network.as_ptr(),
-            datadir: datadir.as_ptr(),
-            host: (&mut *handle as *mut Handle).cast(),
+            network,
+            datadir,
+            host: handle.cast(),
             user_data: std::ptr::null_mut(),
             log: Some(host_log),
             get_arg: Some(host_get_arg),
@@ -135,16 +155,27 @@ impl HostShared {
             get_block_spent: Some(host_get_block_spent),
             get_block_header: Some(host_get_block_header),
             get_transaction: Some(host_get_transaction),
-        });
+        }));
         Context {
-            ctx: Box::into_raw(ctx),
-            _handle: handle,
-            _network: network,
-            _datadir: datadir,
+            ctx,
+            handle,
+            network,
+            datadir,
         }
     }
 
+    /// Drops every registration `context`'s plugin left behind (after a failed
+    /// init or a shutdown that did not unregister): its code is about to be
+    /// unloaded. Returns how many there were.
+    pub fn purge(&self, context: &Context) -> usize {
+        let mut registry = self.registry.write().unwrap_or_else(|p| p.into_inner());
+        let before = registry.len();
+        registry.retain(|r| r.owner != context.owner());
+        before - registry.len()
+    }
+
     fn dispatch(&self, callback: &'static str, call: impl Fn(&ValidationCallbacks)) {
+        let _one_at_a_time = self.dispatching.lock().unwrap_or_else(|p| p.into_inner());
         let registry = self.registry.read().unwrap_or_else(|p| p.into_inner());
         for r in registry.iter() {
             self.watchdog.enter(&r.plugin, callback);
@@ -220,14 +251,6 @@ impl HostShared {
             }
         });
     }
-
-    /// Registrations currently held (for tests and the shutdown check).
-    pub fn registrations(&self) -> usize {
-        self.registry
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
-    }
 }
 
 fn spent_format(f: SpentFormat) -> u32 {
@@ -239,8 +262,11 @@ fn spent_format(f: SpentFormat) -> u32 {
 
 /// Runs a host function called by a plugin; a panic here must not unwind into it.
 fn guarded<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
-        tracing::error!("panic in a host function called by a plugin; contained");
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let _ = catch_unwind(AssertUnwindSafe(move || {
+            tracing::error!("panic in a host function called by a plugin; contained");
+            drop(payload);
+        }));
         on_panic
     })
 }
@@ -424,6 +450,7 @@ unsafe extern "C" fn host_register(
             .unwrap_or_else(|p| p.into_inner())
             .push(Registration {
                 plugin: h.plugin.clone(),
+                owner: host as usize,
                 callbacks: cb,
             });
         abi::OK
@@ -440,7 +467,7 @@ unsafe extern "C" fn host_unregister(host: *mut c_void, user_data: *mut c_void) 
                 .registry
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
-                .retain(|r| !(r.plugin == h.plugin && r.callbacks.user_data == user_data));
+                .retain(|r| !(r.owner == host as usize && r.callbacks.user_data == user_data));
         }
     })
 }

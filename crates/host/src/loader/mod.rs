@@ -130,12 +130,6 @@ pub struct Loader {
     plugins: Vec<Loaded>,
 }
 
-// SAFETY: see the doc of Loader: the plugin functions reachable through &Loader
-// (wait_synced, get_progress) may run on any thread, concurrently.
-unsafe impl Sync for Loader {}
-// SAFETY: a dlopen handle and plugin contexts may move between threads.
-unsafe impl Send for Loader {}
-
 /// Plugin files in `dir` (`*.so`), sorted by name; none when it does not exist.
 pub fn discover(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -254,6 +248,7 @@ impl Loader {
         tracing::info!(plugin = %name, version = %version, path = %p.display(), "initialising plugin");
         // SAFETY: a checked plugin's init with a context that outlives it.
         if !unsafe { init(context.as_ptr()) } {
+            self.purge_left_behind(&name, &context);
             return Err(LoadError::InitFailed { name, path: p });
         }
         self.plugins.push(Loaded {
@@ -304,21 +299,31 @@ impl Loader {
         None
     }
 
-    /// Shuts every plugin down in reverse load order and closes its library.
-    pub fn shutdown(mut self) {
+    fn purge_left_behind(&self, name: &str, context: &context::Context) {
+        let n = self.shared.purge(context);
+        if n > 0 {
+            tracing::error!(plugin = %name, registrations = n, "the plugin left callbacks registered; removed before unloading it");
+        }
+    }
+
+    fn shutdown_all(&mut self) {
         while let Some(p) = self.plugins.pop() {
             tracing::info!(plugin = %p.name, path = %p.path.display(), "shutting down plugin");
             // SAFETY: a loaded plugin's shutdown, once, with its live context.
             unsafe { (p.shutdown)(p.context.as_ptr()) };
+            self.purge_left_behind(&p.name, &p.context);
         }
+    }
+
+    /// Shuts every plugin down in reverse load order and closes its library.
+    pub fn shutdown(mut self) {
+        self.shutdown_all();
     }
 }
 
 impl Drop for Loader {
     fn drop(&mut self) {
-        while let Some(p) = self.plugins.pop() {
-            // SAFETY: as in shutdown (reached only when shutdown was not called).
-            unsafe { (p.shutdown)(p.context.as_ptr()) };
-        }
+        // Reached with plugins only when shutdown was not called (an error path).
+        self.shutdown_all();
     }
 }
