@@ -129,7 +129,7 @@ class OpnetClient extends EventEmitter {
     if (key !== CONSTRUCT) throw new TypeError('use OpnetClient.connect(socketPath, options)')
     super()
     this._native = nativeClient
-    this._events = null
+    this._subscription = null
     this._closed = false
   }
 
@@ -280,8 +280,8 @@ class OpnetClient extends EventEmitter {
     const stream = await call(
       this._native.subscribe(o.blocks ?? true, o.mempool ?? false, o.scripthashes ?? false, o.fromSeq, o.fromBlock),
     )
-    const previous = this._events
-    this._events = stream
+    const previous = this._subscription
+    this._subscription = stream
     if (previous) await previous.close()
     this._pump(stream)
   }
@@ -292,10 +292,10 @@ class OpnetClient extends EventEmitter {
       try {
         e = await stream.next()
       } catch (err) {
-        if (this._events === stream && !this._closed) this.emit('error', coded(err))
+        if (this._subscription === stream && !this._closed) this.emit('error', coded(err))
         return
       }
-      if (e === null || this._events !== stream) return
+      if (e === null || this._subscription !== stream) return
       if (e.kind === 'disconnected') {
         const err = coded(new Error(e.message))
         this.emit('disconnected', err)
@@ -319,8 +319,8 @@ class OpnetClient extends EventEmitter {
   async close() {
     if (this._closed) return
     this._closed = true
-    const stream = this._events
-    this._events = null
+    const stream = this._subscription
+    this._subscription = null
     this._native.close()
     if (stream) await stream.close()
   }

@@ -3,11 +3,15 @@
 //! connected, event fan-out to 100 subscribers, and a 1M-UTXO stream through the
 //! Rust client.
 //!
-//! cargo bench -p opnet --bench protocol -- [--only latency,throughput,stream,fanout,busy]
+//! cargo bench -p opnet --bench protocol -- [--only latency,throughput,stream,fanout,node,busy]
 //!     [--requests 20000] [--rounds 20] [--seconds 3] [--inflight 256] [--connections 1,8]
 //!     [--subscribers 100] [--fanout-blocks 60] [--stream-utxos 1000000]
 //!     [--pages 0,1000] [--stream-runs 3] [--busy-utxos 4000000] [--busy-blocks 100]
 //!     [--idle-seconds 2] [--open-per-ms 2] [--pin-latency on|off] [--data DIR]
+//!     [--node-blocks 60] [--slow-seconds 5]
+//!
+//! The `node` section runs `bench/node-client.mjs` with the npm package: build the
+//! addon first (`npm ci && npm run build`).
 //!
 //! Each measurement is in its own module, with why it is measured that way. The
 //! server runs in this process on its own runtime (2 workers, as in the plugin);
@@ -19,6 +23,7 @@
 mod busy;
 mod fanout;
 mod latency;
+mod node;
 mod stream;
 mod throughput;
 mod util;
@@ -54,9 +59,11 @@ struct Args {
     stream_client: Option<PathBuf>,
     scripthash: String,
     page: u32,
+    node_blocks: usize,
+    slow_seconds: f64,
 }
 
-const SECTIONS: [&str; 5] = ["latency", "throughput", "stream", "fanout", "busy"];
+const SECTIONS: [&str; 6] = ["latency", "throughput", "stream", "fanout", "node", "busy"];
 
 fn list<T: std::str::FromStr>(s: &str) -> Vec<T> {
     s.split(',')
@@ -91,6 +98,8 @@ fn parse_args() -> Args {
         stream_client: None,
         scripthash: String::new(),
         page: 0,
+        node_blocks: 60,
+        slow_seconds: 5.0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -117,6 +126,8 @@ fn parse_args() -> Args {
             "--stream-client" => a.stream_client = Some(PathBuf::from(value())),
             "--scripthash" => a.scripthash = value(),
             "--page" => a.page = value().parse().expect("number"),
+            "--node-blocks" => a.node_blocks = value().parse().expect("number"),
+            "--slow-seconds" => a.slow_seconds = value().parse().expect("number"),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -147,7 +158,7 @@ fn main() {
         ServerConfig::new(Path::new("x")).worker_threads
     );
 
-    if on("latency") || on("throughput") || on("stream") || on("fanout") {
+    if on("latency") || on("throughput") || on("stream") || on("fanout") || on("node") {
         served_sections(&args, &work, &on);
     }
     if on("busy") {
@@ -214,7 +225,7 @@ fn pinned_latency(args: &Args) {
 /// The measurements served from the written index, each against a server at its
 /// default configuration except the fan-out's (128 connections).
 fn served_sections(args: &Args, work: &Path, on: &dyn Fn(&str) -> bool) {
-    let spendable = (args.fanout_blocks + 1) * fanout::COINS_PER_BLOCK;
+    let spendable = (args.fanout_blocks + 1 + args.node_blocks + 1) * fanout::COINS_PER_BLOCK;
     let mut served = world::build_served(&work.join("served"), args.stream_utxos, spendable);
     let socket = work.join("served.sock");
     let config = ServerConfig::new(&socket);
@@ -280,6 +291,21 @@ fn served_sections(args: &Args, work: &Path, on: &dyn Fn(&str) -> bool) {
         let handle = server::start(config, served.node.clone()).expect("server");
         let r = fanout::run(&socket, &mut served, args.subscribers, args.fanout_blocks);
         fanout::print(&r);
+        handle.shutdown();
+    }
+    if on("node") {
+        let socket = work.join("node.sock");
+        let handle = server::start(ServerConfig::new(&socket), served.node.clone()).expect("server");
+        let first_coin = (args.fanout_blocks + 1) * fanout::COINS_PER_BLOCK;
+        let r = node::run(
+            &socket,
+            &mut served,
+            args.requests,
+            args.slow_seconds,
+            args.node_blocks,
+            first_coin,
+        );
+        node::print(&r);
         handle.shutdown();
     }
 }
