@@ -8,6 +8,9 @@ const { EventEmitter } = require('node:events')
 const { Readable } = require('node:stream')
 const native = require('./native.js')
 
+/** UTXOs per page of utxoStream() when no limit is given. */
+const STREAM_PAGE = 2000
+
 const CODED = /^\[(ERR_[A-Z_]+)(?: status=(\d+) detail=(\d+))?\] /
 
 /** Moves the stable code from the native message into `err.code`. */
@@ -216,7 +219,11 @@ class OpnetClient extends EventEmitter {
 
   utxoStream(target, options) {
     checkTarget(target)
-    const cursor = sync(() => this._native.utxoCursor(target, checkOptions(options, false)))
+    const opts = checkOptions(options, false) ?? {}
+    // Pages of STREAM_PAGE unless asked otherwise: a page is pushed whole, so its
+    // size bounds what a slow consumer makes the stream hold.
+    if (opts.limit === undefined) opts.limit = STREAM_PAGE
+    const cursor = sync(() => this._native.utxoCursor(target, opts))
     let reading = false
     return new Readable({
       objectMode: true,
