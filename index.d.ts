@@ -35,7 +35,8 @@ export type ErrorCode =
   | 'ERR_RATE_LIMITED'
   | 'ERR_SERVER' // any other server status; `status` has its number
 
-/** An error from this package. */
+/** An error from this package. Bad arguments are `TypeError`s with code
+ * `ERR_INVALID_ARG`; everything else is an `Error`. */
 export interface OpnetError extends Error {
   code: ErrorCode
   /** The server's status number, for server errors. */
@@ -79,7 +80,8 @@ export interface SyncStatus {
 export type Sort = 'outpoint' | 'value' | 'height' | 'heightDesc'
 
 export interface UtxoQueryOptions {
-  /** Most UTXOs per page (default: the server's maximum, 10,000). */
+  /** Most UTXOs per page (default: the server's maximum, 10,000; 2,000 for
+   * utxoStream()). For utxos() and utxoStream() it is the page size, not a total. */
   limit?: number
   /** Only outputs worth at least this many sats. */
   minValue?: bigint | number
@@ -152,9 +154,13 @@ export interface SubscribeOptions {
   mempool?: boolean
   /** Activity of the scripthashes given to subscribeScripthashes. Default false. */
   scripthashes?: boolean
-  /** Replay every event after this sequence number first. */
+  /** Replay every event after this sequence number first (0n: everything the
+   * server still holds). A number beyond the latest event is refused
+   * (ERR_SERVER, status 1). */
   fromSeq?: bigint
-  /** Replay what happened after this block (disconnects included). */
+  /** Replay what happened after this block: if it was since disconnected, its
+   * disconnect and the rest follow. A block the server no longer knows gives a
+   * `gap` with reason 'historyUnavailable'. */
   fromBlock?: BlockRef
 }
 
@@ -225,6 +231,12 @@ export interface ReconnectedEvent {
   resumeAfter: bigint
 }
 
+/** Events of a subscribed client. `disconnected` and `reconnected` come only
+ * while subscribed with `reconnect` on (the default): events missed meanwhile are
+ * replayed after `reconnected`. `error` ends the subscription (e.g. the
+ * connection is lost with `reconnect: false`); as with every EventEmitter, an
+ * `error` without a listener throws, so listen for it. A subscribed client keeps
+ * the process alive until close(); an unsubscribed one does not. */
 export interface OpnetClientEvents {
   blockConnected: [BlockConnectedEvent]
   blockDisconnected: [BlockDisconnectedEvent]
@@ -256,13 +268,15 @@ export declare class OpnetClient extends EventEmitter {
   utxoStream(target: Target, options?: Omit<UtxoQueryOptions, 'cursor'>): Readable
   /** Txids of a block by height or hash. */
   getBlockTxids(block: number | string): Promise<BlockTxids>
-  /** A confirmed transaction; `blockHash` helps a server without a txindex. */
+  /** A confirmed (or mempool) transaction; `blockHash` helps a server without a
+   * txindex. `block` is null when it was not given and the server does not say. */
   getTransaction(txid: string, blockHash?: string): Promise<TransactionReply>
   getBlockHeader(block: number | string): Promise<BlockHeader>
   /** Starts (or replaces) the event subscription; events arrive on this emitter. */
   subscribe(options?: SubscribeOptions): Promise<void>
   /** Watches scripthashes; returns how many are now watched. */
   subscribeScripthashes(targets: Target[]): Promise<number>
+  /** Stops watching them; returns how many are still watched. */
   unsubscribeScripthashes(targets: Target[]): Promise<number>
   /** Ends the connection and every pending call; the process may then exit. */
   close(): Promise<void>
