@@ -1300,3 +1300,27 @@ fn damaged_chain_data_is_an_internal_error_naming_it() {
         Response::SyncStatus(_)
     ));
 }
+
+#[test]
+fn status_is_not_synced_while_the_host_is_at_another_tip() {
+    let mut h = Harness::new(|_| {});
+    let a = h.tip_a_steps();
+    h.replay_to(a - 1);
+    let mut c = Raw::hello(&h.socket);
+    let status = |c: &mut Raw| match c.request(&Request::GetSyncStatus) {
+        Response::SyncStatus(s) => s,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(status(&mut c).mode, protocol::SyncMode::Synced);
+    // The host connects a block the index has not applied yet.
+    let event = h.chain.step(h.steps[a - 1]).unwrap();
+    let s = status(&mut c);
+    assert_eq!(s.mode, protocol::SyncMode::CatchingUp, "{s:?}");
+    assert_eq!(s.host_tip.height, s.index_tip.height + 1);
+    // Applied: synced again, at the host's tip.
+    h.engine.handle_event(&event, h.chain.as_ref()).unwrap();
+    h.applied = a;
+    let s = status(&mut c);
+    assert_eq!(s.mode, protocol::SyncMode::Synced);
+    assert_eq!(s.host_tip, s.index_tip);
+}

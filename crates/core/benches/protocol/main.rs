@@ -295,7 +295,8 @@ fn served_sections(args: &Args, work: &Path, on: &dyn Fn(&str) -> bool) {
     }
     if on("node") {
         let socket = work.join("node.sock");
-        let handle = server::start(ServerConfig::new(&socket), served.node.clone()).expect("server");
+        let handle =
+            server::start(ServerConfig::new(&socket), served.node.clone()).expect("server");
         let first_coin = (args.fanout_blocks + 1) * fanout::COINS_PER_BLOCK;
         let r = node::run(
             &socket,

@@ -99,7 +99,11 @@ pub fn run(
     let node_latency = node(&["latency".into(), sock.clone(), target, requests.to_string()]);
     eprintln!("node: stream…");
     let stream = node(&["stream".into(), sock.clone(), whale.clone()]);
-    assert_eq!(stream["utxos"].as_u64(), Some(served.whale_utxos), "every UTXO streamed");
+    assert_eq!(
+        stream["utxos"].as_u64(),
+        Some(served.whale_utxos),
+        "every UTXO streamed"
+    );
     eprintln!("node: slow consumer…");
     let slow = node(&["slow".into(), sock.clone(), whale, slow_seconds.to_string()]);
     eprintln!("node: events…");
@@ -119,11 +123,17 @@ pub fn run(
         let (block, spent, height) = small_block(&served.engine, &spend, 10_000 + b as u64);
         std::thread::sleep(Duration::from_millis(20));
         let call = Instant::now();
-        served.engine.connect(&block, height, &spent).expect("connect");
+        served
+            .engine
+            .connect(&block, height, &spent)
+            .expect("connect");
         let ret = Instant::now();
         let seq = served.node.hub.last_seq();
         loop {
-            let line = lines.next().and_then(Result::ok).expect("a blockConnected line");
+            let line = lines
+                .next()
+                .and_then(Result::ok)
+                .expect("a blockConnected line");
             if line.trim() == seq.to_string() {
                 break;
             }

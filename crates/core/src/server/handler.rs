@@ -185,13 +185,6 @@ pub fn query_utxos(
 pub fn sync_status(node: &Node) -> SyncStatusReply {
     let progress = node.status.snapshot();
     let view = node.index();
-    let mode = match (&view, progress.phase) {
-        (Some(v), _) if v.meta.state == SyncState::Stale => SyncMode::Stale,
-        (_, SyncPhase::Scanning) => SyncMode::Scanning,
-        (_, SyncPhase::CatchingUp) => SyncMode::CatchingUp,
-        (_, SyncPhase::Live) => SyncMode::Synced,
-        (_, SyncPhase::Starting) => SyncMode::Starting,
-    };
     let host_tip = node
         .source
         .tip()
@@ -200,6 +193,19 @@ pub fn sync_status(node: &Node) -> SyncStatusReply {
             hash: t.hash.to_byte_array(),
         })
         .unwrap_or_default();
+    // Following the host but not at its tip: a block is on its way, or the host is
+    // behind the index (a restarted node catching up): not "synced" either way.
+    let off_tip = view
+        .as_ref()
+        .is_some_and(|v| host_tip.hash != [0; 32] && v.meta.tip.hash != host_tip.hash);
+    let mode = match (&view, progress.phase) {
+        (Some(v), _) if v.meta.state == SyncState::Stale => SyncMode::Stale,
+        (_, SyncPhase::Scanning) => SyncMode::Scanning,
+        (_, SyncPhase::CatchingUp) => SyncMode::CatchingUp,
+        (_, SyncPhase::Live) if off_tip => SyncMode::CatchingUp,
+        (_, SyncPhase::Live) => SyncMode::Synced,
+        (_, SyncPhase::Starting) => SyncMode::Starting,
+    };
     let scanning = progress.phase == SyncPhase::Scanning;
     SyncStatusReply {
         mode,
