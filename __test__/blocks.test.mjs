@@ -2,10 +2,10 @@
 // blocks (parsed here) and the oracles' txids.
 
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 
-import { closeAll, connect } from './helpers/client.mjs'
-import { ReplayHost, blockByHash, blockOnBranch, loadOracle, parseBlock } from './helpers/host.mjs'
+import { atTipA } from './helpers/client.mjs'
+import { blockByHash, blockOnBranch, loadOracle, parseBlock } from './helpers/host.mjs'
 
 const A = loadOracle('A')
 const B = loadOracle('B')
@@ -27,16 +27,9 @@ describe('blocks and transactions', { timeout: 120_000 }, () => {
   let client
   const HEIGHTS = [1, 2, 50, 100, 110, 111, 131, 150, 167, 168, 169, 170]
 
-  before(async () => {
-    host = await ReplayHost.start()
-    await host.ok('step 170')
-    await host.ok('sync')
-    client = await connect(host)
-  })
-
-  after(async () => {
-    await closeAll(client)
-    await host?.cleanup()
+  atTipA((h, c) => {
+    host = h
+    client = c
   })
 
   test('getBlockHeader by height and by hash: the first 80 bytes of the raw block, decoded', async () => {

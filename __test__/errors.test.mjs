@@ -5,10 +5,10 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 
-import { OpnetClient, closeAll, connect, expectCode, scriptHash } from './helpers/client.mjs'
-import { ReplayHost, WHALE, blockOnBranch, loadOracle, segwitAddress } from './helpers/host.mjs'
+import { atTipA, connect, expectCode, OpnetClient, scriptHash } from './helpers/client.mjs'
+import { WHALE, blockOnBranch, loadOracle, segwitAddress } from './helpers/host.mjs'
 
 const A = loadOracle('A')
 
@@ -16,16 +16,9 @@ describe('errors', { timeout: 120_000 }, () => {
   let host
   let client
 
-  before(async () => {
-    host = await ReplayHost.start()
-    await host.ok('step 170')
-    await host.ok('sync')
-    client = await connect(host)
-  })
-
-  after(async () => {
-    await closeAll(client)
-    await host?.cleanup()
+  atTipA((h, c) => {
+    host = h
+    client = c
   })
 
   const invalid = (fn, what) => expectCode(fn, 'ERR_INVALID_ARG', { typeError: true, what })

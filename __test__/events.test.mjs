@@ -6,18 +6,8 @@ import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 
-import { closeAll, cmpOutpoint, connect, plain, record, scriptHash } from './helpers/client.mjs'
-import {
-  ReplayHost,
-  blockByHash,
-  loadChain,
-  loadOracle,
-  oracleUtxos,
-  parseBlock,
-  parseTx,
-  recordedSteps,
-  utxoKey,
-} from './helpers/host.mjs'
+import { atTipA, closeAll, cmpOutpoint, connect, plain, record, scriptHash } from './helpers/client.mjs'
+import { ReplayHost, blockByHash, loadChain, loadOracle, oracleUtxos, parseBlock, parseTx, recordedSteps, utxoKey } from './helpers/host.mjs'
 
 const A = loadOracle('A')
 const B = loadOracle('B')
@@ -311,16 +301,9 @@ describe('mempool events and the mempool view', { timeout: 120_000 }, () => {
   let rec
   let txids
 
-  before(async () => {
-    host = await ReplayHost.start()
-    await host.ok('step 170')
-    await host.ok('sync')
-    client = await connect(host)
-  })
-
-  after(async () => {
-    await closeAll(client)
-    await host?.cleanup()
+  atTipA((h, c) => {
+    host = h
+    client = c
   })
 
   test("subscribe({mempool: true}) then 'mempool I' for each recorded transaction: one 'added' event each, in order", async () => {

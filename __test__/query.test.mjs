@@ -2,18 +2,10 @@
 // pagination with cursors, and the reorg (oracle-B).
 
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 
-import { closeAll, cmpOutpoint, connect, expectCode, plain } from './helpers/client.mjs'
-import {
-  ReplayHost,
-  WHALE,
-  loadChain,
-  loadOracle,
-  oracleScripts,
-  oracleUtxos,
-  segwitAddress,
-} from './helpers/host.mjs'
+import { atTipA, cmpOutpoint, expectCode, plain } from './helpers/client.mjs'
+import { WHALE, loadChain, loadOracle, oracleScripts, oracleUtxos, segwitAddress } from './helpers/host.mjs'
 
 const A = loadOracle('A')
 const B = loadOracle('B')
@@ -36,16 +28,9 @@ describe('queryUtxos', { timeout: 180_000 }, () => {
   let host
   let client
 
-  before(async () => {
-    host = await ReplayHost.start()
-    await host.ok('step 170')
-    await host.ok('sync')
-    client = await connect(host)
-  })
-
-  after(async () => {
-    await closeAll(client)
-    await host?.cleanup()
+  atTipA((h, c) => {
+    host = h
+    client = c
   })
 
   test('every script of oracle-A: exactly its UTXOs, in outpoint order, at the tip', async () => {

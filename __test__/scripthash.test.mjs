@@ -2,10 +2,10 @@
 // server, never by hashing here), for scripts and for addresses.
 
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 
-import { closeAll, connect, plain, scriptHash } from './helpers/client.mjs'
-import { ReplayHost, WHALE, loadChain, loadOracle, segwitAddress } from './helpers/host.mjs'
+import { atTipA, plain, scriptHash } from './helpers/client.mjs'
+import { WHALE, loadChain, loadOracle, segwitAddress } from './helpers/host.mjs'
 
 const A = loadOracle('A')
 
@@ -13,16 +13,9 @@ describe('scriptHash()', { timeout: 120_000 }, () => {
   let host
   let client
 
-  before(async () => {
-    host = await ReplayHost.start()
-    await host.ok('step 170')
-    await host.ok('sync')
-    client = await connect(host)
-  })
-
-  after(async () => {
-    await closeAll(client)
-    await host?.cleanup()
+  atTipA((h, c) => {
+    host = h
+    client = c
   })
 
   test('is 64 lower-case hex, deterministic, and differs between scripts', () => {

@@ -5,10 +5,10 @@ import assert from 'node:assert/strict'
 import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 
-import { closeAll, cmpOutpoint, connect, plain } from './helpers/client.mjs'
-import { ReplayHost, WHALE, loadChain, loadOracle, oracleUtxos } from './helpers/host.mjs'
+import { atTipA, cmpOutpoint, plain } from './helpers/client.mjs'
+import { WHALE, loadChain, loadOracle, oracleUtxos } from './helpers/host.mjs'
 
 const A = loadOracle('A')
 const WANT = oracleUtxos(A, WHALE).sort(cmpOutpoint)
@@ -39,18 +39,11 @@ describe('utxos() and utxoStream()', { timeout: 120_000 }, () => {
   let host
   let client
 
-  before(async () => {
-    host = await ReplayHost.start()
-    await host.ok('step 170')
-    await host.ok('sync')
-    client = await connect(host)
-    assert.equal(WANT.length, 1984)
+  atTipA((h, c) => {
+    host = h
+    client = c
   })
-
-  after(async () => {
-    await closeAll(client)
-    await host?.cleanup()
-  })
+  before(() => assert.equal(WANT.length, 1984))
 
   test('utxos(): the whale, exactly the oracle, in outpoint order', async () => {
     const got = []

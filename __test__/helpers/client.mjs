@@ -1,7 +1,9 @@
 // The package under test and small assertion helpers shared by the test files.
 
 import assert from 'node:assert/strict'
+import { after, before } from 'node:test'
 import pkg from '../../index.js'
+import { ReplayHost } from './host.mjs'
 
 export const { OpnetClient, scriptHash } = pkg
 
@@ -128,4 +130,25 @@ export function describeEvents(list) {
     .slice(-30)
     .map(({ name, ev }) => `${name}(${ev?.seq ?? ''}${ev?.block ? ` ${ev.block.height}` : ''})`)
     .join(', ')
+}
+
+/**
+ * Registers the hooks most suites share: before them, a replay host stepped to
+ * branch A's tip (170) and synced, and a client connected to it, handed to
+ * `set(host, client)`; after them, both closed.
+ */
+export function atTipA(set) {
+  let host
+  let client
+  before(async () => {
+    host = await ReplayHost.start()
+    await host.ok('step 170')
+    await host.ok('sync')
+    client = await connect(host)
+    set(host, client)
+  })
+  after(async () => {
+    await closeAll(client)
+    await host?.cleanup()
+  })
 }
