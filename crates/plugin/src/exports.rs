@@ -335,3 +335,38 @@ unsafe extern "C" fn on_transaction_removed(user: *mut c_void, txid: *const u8, 
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_inside_an_entry_point_becomes_its_failure_value() {
+        // What every exported function and callback runs its body in.
+        assert_eq!(
+            guarded("test", abi::ERR_INTERNAL, || panic!("boom")),
+            abi::ERR_INTERNAL
+        );
+        assert!(!guarded("test", false, || -> bool {
+            panic!("{}", String::from("owned"))
+        }));
+        assert_eq!(guarded("test", 0, || 7), 7);
+    }
+
+    #[test]
+    fn entry_points_refuse_null_contexts_without_crashing() {
+        // SAFETY: NULL is part of each function's contract.
+        unsafe {
+            assert!(!plugin_init(std::ptr::null_mut()));
+            plugin_shutdown(std::ptr::null_mut());
+            assert_eq!(
+                plugin_wait_synced(std::ptr::null_mut(), 0),
+                abi::ERR_INVALID
+            );
+            assert_eq!(
+                plugin_get_progress(std::ptr::null_mut(), std::ptr::null_mut()),
+                abi::ERR_INVALID
+            );
+        }
+    }
+}
