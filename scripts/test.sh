@@ -15,3 +15,13 @@ cargo test --workspace --release --locked
 # @napi-rs/cli's dependencies out of the lock file and then refuses it in npm ci.
 npm install --no-audit --no-fund
 npm test
+# Fuzzing smoke run (docs/RELIABILITY.md): each cargo-fuzz target over its corpus
+# plus 200,000 new inputs. cargo-fuzz needs libFuzzer's nightly flags; the stable
+# toolchain accepts them with RUSTC_BOOTSTRAP=1 (the only toolchain here).
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+fuzz_tmp=$(mktemp -d)
+trap 'rm -rf "$fuzz_tmp"' EXIT
+for target in frames coin block_index undo block; do
+  mkdir -p "$fuzz_tmp/$target"
+  (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$fuzz_tmp/$target" "corpus/$target" -- -runs=200000)
+done
