@@ -1,0 +1,181 @@
+//! Faults in the index's own files (issue 6, suite 5): bytes flipped in a table
+//! file and a log cut short. Whatever is damaged, the index never serves wrong
+//! data silently: a read either returns exactly Bitcoin Core's UTXO set or fails
+//! with a clear error; and a cut log loses whole blocks only, so a restart catches
+//! up to the same set.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{fixture, index_utxos, load_chain, load_oracle, Rng};
+use opnet::datadir::DatadirSource;
+use opnet::index::{IndexStore, StoreOptions};
+use opnet::replay::{ReplayChain, ReplayStep};
+use opnet::sync::{Engine, EngineConfig};
+use opnet::Network;
+
+/// An index of branch A's 170 blocks, replayed from genesis, with its tables
+/// flushed (a small write buffer), closed.
+fn build(dir: &Path, write_buffer: usize) {
+    let (blocks, steps) = load_chain();
+    let chain = ReplayChain::new(Network::Regtest, blocks);
+    let mut cfg = EngineConfig::new(dir, Network::Regtest);
+    cfg.store.write_buffer_bytes = write_buffer;
+    let mut engine = Engine::open(cfg).unwrap();
+    engine.init_at_genesis().unwrap();
+    for step in steps.into_iter().take(170) {
+        assert!(matches!(step, ReplayStep::Connect(_)));
+        engine
+            .handle_event(&chain.step(step).unwrap(), &chain)
+            .unwrap();
+    }
+}
+
+fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("index"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), &t).unwrap();
+        }
+    }
+}
+
+// DEFECT (open): rusty-leveldb's table iterator skips a block whose checksum
+// fails ("try next block, this might be corruption", table_reader.rs), so a range
+// scan over a damaged table ends early or leaves entries out without an error.
+// This test shows it (round 0: a bit in 000034.ldb: 31 UTXOs missing and 1 spent
+// UTXO back, because the deletion that hid it was in the skipped block; no error);
+// docs/RELIABILITY.md §5 has the fix plan. Run it with `-- --ignored`.
+#[test]
+#[ignore = "open defect: range scans skip index blocks that fail their checksum"]
+fn a_flipped_byte_in_a_table_is_an_error_or_harmless_never_wrong_data() {
+    let oracle = load_oracle("oracle-A.json");
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("good");
+    build(&good, 64 << 10);
+    let tables = files(&good, "ldb");
+    assert!(!tables.is_empty(), "the small write buffer flushed tables");
+    let mut rng = Rng(0xf11b);
+    let (mut detected, mut harmless, mut tries) = (0, 0, 0);
+    for round in 0..60 {
+        let dir = tmp.path().join(format!("r{round}"));
+        copy_tree(&good, &dir);
+        let victim = &files(&dir, "ldb")[(rng.next() % tables.len() as u64) as usize];
+        let mut bytes = std::fs::read(victim).unwrap();
+        let at = (rng.next() % bytes.len() as u64) as usize;
+        bytes[at] ^= 1 << (rng.next() % 8);
+        std::fs::write(victim, &bytes).unwrap();
+        tries += 1;
+        let what = format!("round {round}: bit flipped in {} at {at}", victim.display());
+        let opened = IndexStore::open(
+            &dir.join("index"),
+            Network::Regtest,
+            &StoreOptions::default(),
+        );
+        let store = match opened {
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                detected += 1;
+                continue;
+            }
+            Ok((store, _)) => store,
+        };
+        let read = store.for_each_utxo(|_, _| Ok(()));
+        match read {
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(!msg.is_empty(), "{what}");
+                detected += 1;
+            }
+            Ok(()) => {
+                // Read in full without an error: it must be the right data.
+                let got = index_utxos(&store);
+                let missing = oracle.utxos.difference(&got).count();
+                let extra = got.difference(&oracle.utxos).count();
+                assert!(
+                    missing == 0 && extra == 0,
+                    "{what}: wrong data served silently ({missing} UTXOs missing, {extra} extra)"
+                );
+                harmless += 1;
+            }
+        }
+    }
+    eprintln!("index faults: {tries} flipped bits: {detected} detected as errors, {harmless} harmless (the flipped byte was not read or was in unused space), 0 wrong answers");
+}
+
+#[test]
+fn a_log_cut_short_loses_whole_blocks_only_and_a_restart_catches_up() {
+    let oracle = load_oracle("oracle-A.json");
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("good");
+    // A large write buffer: every block's batch is still in the log.
+    build(&good, 64 << 20);
+    let log = files(&good, "log").pop().expect("a log");
+    let len = std::fs::metadata(&log).unwrap().len();
+    let mut rng = Rng(0x10c);
+    let mut heights = Vec::new();
+    for round in 0..30 {
+        let dir = tmp.path().join(format!("c{round}"));
+        copy_tree(&good, &dir);
+        let cut = rng.next() % len;
+        let victim = files(&dir, "log").pop().unwrap();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&victim)
+            .unwrap();
+        f.set_len(cut).unwrap();
+        drop(f);
+        let what = format!("round {round}: log cut to {cut} of {len} bytes");
+        let engine = Engine::open(EngineConfig::new(&dir, Network::Regtest));
+        let mut engine = match engine {
+            // Cut inside the first batches: no index metadata survives; a new
+            // index is built from scratch.
+            Err(e) => panic!("{what}: the index does not open: {e}"),
+            Ok(e) => e,
+        };
+        let Some(meta) = engine.meta().cloned() else {
+            heights.push(None);
+            continue;
+        };
+        heights.push(Some(meta.tip.height));
+        // Whole blocks only: the counters equal the entries.
+        let store = engine.store().unwrap();
+        let utxos = index_utxos(&store);
+        assert_eq!(utxos.len() as u64, meta.utxo_count, "{what}");
+        assert_eq!(
+            utxos.iter().map(|u| u.3).sum::<u64>(),
+            meta.total_amount,
+            "{what}"
+        );
+        // And a catch-up from the chain brings it back to Bitcoin Core's set.
+        let source = DatadirSource::open(&fixture("datadir-A"), Network::Regtest).unwrap();
+        engine.catch_up(&source).unwrap();
+        assert_eq!(
+            index_utxos(&engine.store().unwrap()),
+            oracle.utxos,
+            "{what}"
+        );
+    }
+    eprintln!("index faults: log of {len} bytes cut at 30 random points: tips left {heights:?}");
+    assert!(
+        heights
+            .iter()
+            .any(|h| matches!(h, Some(h) if *h > 0 && *h < 170)),
+        "some cuts land mid-chain"
+    );
+}
