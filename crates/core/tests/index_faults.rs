@@ -179,3 +179,75 @@ fn a_log_cut_short_loses_whole_blocks_only_and_a_restart_catches_up() {
         "some cuts land mid-chain"
     );
 }
+
+/// Mounts a tmpfs of `mib` MiB at `dir` (this suite runs as root, as CI does).
+fn mount_tmpfs(dir: &Path, mib: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .expect("run mount");
+    assert!(
+        st.success(),
+        "mounting a tmpfs at {} needs root",
+        dir.display()
+    );
+}
+
+fn remount(dir: &Path, mib: u32) {
+    let st = std::process::Command::new("mount")
+        .args(["-o", &format!("remount,size={mib}m")])
+        .arg(dir)
+        .status()
+        .expect("run mount");
+    assert!(st.success());
+}
+
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_during_block_writes_is_an_error_and_a_restart_with_room_catches_up() {
+    let oracle = load_oracle("oracle-A.json");
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("small");
+    mount_tmpfs(&mnt, 1);
+    let _unmount = Unmount(mnt.clone());
+    let dir = mnt.join("opnet");
+    let (blocks, steps) = load_chain();
+    let chain = ReplayChain::new(Network::Regtest, blocks);
+    let mut engine = Engine::open(EngineConfig::new(&dir, Network::Regtest)).unwrap();
+    engine.init_at_genesis().unwrap();
+    let mut failed_at = None;
+    for step in steps.into_iter().take(170) {
+        let event = chain.step(step).unwrap();
+        if let Err(e) = engine.handle_event(&event, &chain) {
+            let msg = e.to_string();
+            assert!(!msg.is_empty());
+            failed_at = Some((engine.meta().map(|m| m.tip.height), msg));
+            break;
+        }
+    }
+    let (height, msg) = failed_at.expect("1 MiB fills before 170 blocks");
+    eprintln!("index faults: the disk filled at block {height:?}: {msg}");
+    drop(engine);
+    // With room again, the index reopens consistent and catches up.
+    remount(&mnt, 64);
+    let mut engine = Engine::open(EngineConfig::new(&dir, Network::Regtest)).unwrap();
+    let meta = engine
+        .meta()
+        .cloned()
+        .expect("the blocks committed before the fault are kept");
+    let utxos = index_utxos(&engine.store().unwrap());
+    assert_eq!(utxos.len() as u64, meta.utxo_count, "whole blocks only");
+    assert!(meta.tip.height < 170);
+    let source = DatadirSource::open(&fixture("datadir-A"), Network::Regtest).unwrap();
+    engine.catch_up(&source).unwrap();
+    assert_eq!(index_utxos(&engine.store().unwrap()), oracle.utxos);
+}
