@@ -1,6 +1,6 @@
 //! The socket's boundaries (issue 6, suite 6): created 0600, a path another server
-//! answers on is refused, a file that is not a socket is never replaced, and a
-//! stale socket an earlier run left behind is replaced.
+//! answers on is refused, a file that is not a socket is never replaced, a stale
+//! socket an earlier run left behind is replaced, and one another user left is not.
 #![cfg(all(feature = "server", feature = "client"))]
 
 mod common;
@@ -62,4 +62,19 @@ fn the_socket_is_private_and_never_steals_or_clobbers_a_path() {
     assert!(std::os::unix::net::UnixStream::connect(&stale).is_ok());
     handle.shutdown();
     assert!(!stale.exists(), "shutdown removes the socket");
+
+    // A dead socket that belongs to another user is not taken over (the test
+    // runs as root, as CI does, to hand it to uid 65534).
+    let foreign = s.dir.path().join("foreign.sock");
+    drop(std::os::unix::net::UnixListener::bind(&foreign).unwrap());
+    std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).expect("chown needs root");
+    let err = server::start(ServerConfig::new(&foreign), s.node.clone())
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string()
+            .contains("is a socket left by another user (uid 65534)"),
+        "{err}"
+    );
+    assert!(std::fs::symlink_metadata(&foreign).is_ok(), "left in place");
 }

@@ -132,6 +132,13 @@ impl Drop for ServerHandle {
     }
 }
 
+/// This process's effective uid (the second `Uid:` field of /proc/self/status).
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
 /// Removes a socket file no server answers on; refuses one that is live.
 fn clear_stale_socket(path: &Path) -> Result<(), ServerError> {
     match std::fs::symlink_metadata(path) {
@@ -146,6 +153,17 @@ fn clear_stale_socket(path: &Path) -> Result<(), ServerError> {
             }
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
                 return Err(ServerError::InUse(path.to_path_buf()));
+            }
+            // A dead socket of another user is theirs to clean up, even for root.
+            if let Some(me) = effective_uid() {
+                if meta.uid() != me {
+                    return Err(ServerError::Io(format!(
+                        "{} is a socket left by another user (uid {}); refusing to replace it: \
+                         remove it or choose another -opnetsocket",
+                        path.display(),
+                        meta.uid()
+                    )));
+                }
             }
             tracing::info!(path = %path.display(), "removing a stale socket left by an earlier run");
             std::fs::remove_file(path)
