@@ -3,29 +3,48 @@
 //! last one delivered when the consumer falls behind, so a slow JavaScript
 //! listener costs bounded memory and loses nothing.
 
-use std::sync::Arc;
-
 use napi::Result;
 use napi_derive::napi;
 use opnet::client::{ClientEvent, EventStream};
-use tokio::sync::{watch, Mutex};
+use tokio::sync::watch;
 
 use crate::convert::{self, JsEvent};
 use crate::error;
+use crate::pull::Pull;
 
 /// The subscription (wrapped by index.js, which emits its events).
 #[napi]
 pub struct NativeEventStream {
-    stream: Arc<Mutex<Option<EventStream>>>,
-    closed: watch::Receiver<bool>,
+    pull: Pull<EventStream>,
 }
 
 impl NativeEventStream {
     pub(crate) fn new(stream: EventStream, closed: watch::Receiver<bool>) -> NativeEventStream {
         NativeEventStream {
-            stream: Arc::new(Mutex::new(Some(stream))),
-            closed,
+            pull: Pull::new(stream, closed),
         }
+    }
+}
+
+/// A client event as JavaScript sees it.
+fn js_event(e: ClientEvent) -> JsEvent {
+    match e {
+        ClientEvent::Event(e) => convert::event(&e),
+        ClientEvent::Disconnected(e) => JsEvent {
+            kind: "disconnected".into(),
+            message: Some(error::client(e).reason),
+            ..JsEvent::default()
+        },
+        ClientEvent::Reconnected {
+            event_seq,
+            resume_after,
+            ..
+        } => JsEvent {
+            kind: "reconnected".into(),
+            event_seq: Some(event_seq.into()),
+            resume_after: Some(resume_after.into()),
+            ..JsEvent::default()
+        },
     }
 }
 
@@ -34,48 +53,14 @@ impl NativeEventStream {
     /// The next event; null once the stream or the client is closed.
     #[napi]
     pub async fn next(&self) -> Result<Option<JsEvent>> {
-        let mut closed = self.closed.clone();
-        let mut guard = self.stream.lock().await;
-        let Some(stream) = guard.as_mut() else {
-            return Ok(None);
-        };
-        if *closed.borrow() {
-            guard.take();
-            return Ok(None);
-        }
-        tokio::select! {
-            item = stream.next() => match item {
-                Some(Ok(ClientEvent::Event(e))) => Ok(Some(convert::event(&e))),
-                Some(Ok(ClientEvent::Disconnected(e))) => Ok(Some(JsEvent {
-                    kind: "disconnected".into(),
-                    message: Some(error::client(e).reason),
-                    ..JsEvent::default()
-                })),
-                Some(Ok(ClientEvent::Reconnected { event_seq, resume_after, .. })) => Ok(Some(JsEvent {
-                    kind: "reconnected".into(),
-                    event_seq: Some(event_seq.into()),
-                    resume_after: Some(resume_after.into()),
-                    ..JsEvent::default()
-                })),
-                Some(Err(e)) => {
-                    guard.take();
-                    Err(error::client(e))
-                }
-                None => {
-                    guard.take();
-                    Ok(None)
-                }
-            },
-            _ = closed.wait_for(|c| *c) => {
-                guard.take();
-                Ok(None)
-            }
-        }
+        self.pull
+            .next(async |s: &mut EventStream| s.next().await, js_event)
+            .await
     }
 
     /// Ends the subscription.
     #[napi]
     pub async fn close(&self) {
-        self.stream.lock().await.take();
+        self.pull.close().await;
     }
 }

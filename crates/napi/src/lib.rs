@@ -11,3 +11,4 @@ mod convert;
 mod cursor;
 mod error;
 mod events;
+mod pull;
