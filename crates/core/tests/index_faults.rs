@@ -251,3 +251,67 @@ fn a_full_disk_during_block_writes_is_an_error_and_a_restart_with_room_catches_u
     engine.catch_up(&source).unwrap();
     assert_eq!(index_utxos(&engine.store().unwrap()), oracle.utxos);
 }
+
+// DEFECT (open), as above for point reads: rusty-leveldb reads a table's bloom
+// filter without checking its checksum (a damaged filter answers "absent"), and
+// `Version::get` passes over a table whose block fails to read. Round 0: a bit in
+// 000034.ldb makes an unspent UTXO read as absent, with no error.
+#[test]
+#[ignore = "open defect: point reads pass over damaged index tables"]
+fn point_reads_over_a_flipped_bit_are_an_error_or_right_never_a_missing_utxo() {
+    let oracle = load_oracle("oracle-A.json");
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("good");
+    build(&good, 64 << 10);
+    let keys: Vec<opnet::index::UtxoKey> = {
+        let (store, _) = IndexStore::open(
+            &good.join("index"),
+            Network::Regtest,
+            &StoreOptions::default(),
+        )
+        .unwrap();
+        let mut v = Vec::new();
+        store
+            .for_each_utxo(|k, _| {
+                v.push(k);
+                Ok(())
+            })
+            .unwrap();
+        v
+    };
+    assert_eq!(keys.len(), oracle.utxos.len());
+    let tables = files(&good, "ldb");
+    let mut rng = Rng(0x9017);
+    let (mut errors, mut right) = (0usize, 0usize);
+    for round in 0..20 {
+        let dir = tmp.path().join(format!("p{round}"));
+        copy_tree(&good, &dir);
+        let victim = &files(&dir, "ldb")[(rng.next() % tables.len() as u64) as usize];
+        let mut bytes = std::fs::read(victim).unwrap();
+        let at = (rng.next() % bytes.len() as u64) as usize;
+        bytes[at] ^= 1 << (rng.next() % 8);
+        std::fs::write(victim, &bytes).unwrap();
+        let Ok((store, _)) = IndexStore::open(
+            &dir.join("index"),
+            Network::Regtest,
+            &StoreOptions::default(),
+        ) else {
+            errors += 1;
+            continue;
+        };
+        for k in &keys {
+            match store.get_utxo(k) {
+                Err(_) => errors += 1,
+                Ok(Some(v)) => {
+                    assert_eq!(opnet::index::script_hash(&v.script), k.script_hash, "round {round}");
+                    right += 1;
+                }
+                Ok(None) => panic!(
+                    "round {round}: bit flipped in {} at {at}: an unspent UTXO read as absent, without an error",
+                    victim.display()
+                ),
+            }
+        }
+    }
+    eprintln!("index faults: point reads over 20 flipped bits: {right} right, {errors} errors, 0 silently missing");
+}
