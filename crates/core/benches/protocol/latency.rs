@@ -17,10 +17,9 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use opnet::client::{Client, ClientOptions};
 use opnet::protocol::{self, Response, UtxoQuery};
 
-use crate::util::{frame_bytes, query_request, summarize, us, RawConn, Summary};
+use crate::util::{frame_bytes, query_request, rust_client, summarize, us, RawConn, Summary};
 use crate::world::TARGET_UTXOS;
 
 /// Serves echoes of fixed sizes on `path` from a plain thread: reads `req_len`
@@ -106,13 +105,7 @@ pub fn run(
     let mut echo_t = UnixStream::connect(&tokio_path).expect("connect echo");
     let mut resp_buf = vec![0u8; resp_bytes.len()];
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let client = rt
-        .block_on(Client::connect(socket, ClientOptions::default()))
-        .expect("client connects");
+    let (rt, client) = rust_client(socket);
     let query = UtxoQuery {
         scripthash: target,
         ..UtxoQuery::default()

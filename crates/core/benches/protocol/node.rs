@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use opnet::client::{to_hex, Client, ClientOptions};
+use opnet::client::to_hex;
 use opnet::protocol::UtxoQuery;
 
 use crate::fanout::COINS_PER_BLOCK;
-use crate::util::{summarize, us, Summary};
+use crate::util::{rust_client, summarize, us, Summary};
 use crate::world::{small_block, Served};
 
 pub struct NodeReport {
@@ -56,13 +56,7 @@ fn node(args: &[String]) -> serde_json::Value {
 }
 
 fn rust_latency(socket: &Path, target: [u8; 32], requests: usize) -> Summary {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let client = rt
-        .block_on(Client::connect(socket, ClientOptions::default()))
-        .expect("client connects");
+    let (rt, client) = rust_client(socket);
     let query = UtxoQuery {
         scripthash: target,
         ..UtxoQuery::default()

@@ -156,3 +156,20 @@ impl RawConn {
 pub fn is_ok_answer(frame: &Frame, kind: u8) -> bool {
     frame.kind == kind && frame.body.first() == Some(&0)
 }
+
+/// A current-thread runtime and a Rust client connected on it: how the latency
+/// measurements drive the client (one request at a time, no cross-thread wake-ups
+/// on the client side).
+pub fn rust_client(socket: &Path) -> (tokio::runtime::Runtime, opnet::client::Client) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = rt
+        .block_on(opnet::client::Client::connect(
+            socket,
+            opnet::client::ClientOptions::default(),
+        ))
+        .expect("client connects");
+    (rt, client)
+}
