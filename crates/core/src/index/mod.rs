@@ -2,6 +2,7 @@
 //! and the LevelDB that holds them (`<opnet dir>/index/`).
 
 pub mod bulk;
+pub mod checked_env;
 pub mod entry;
 pub mod events;
 pub mod keys;

@@ -6,10 +6,13 @@
 //! crash leaves the index at block N or N+1, never in between.
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, TryLockError};
 
 use rusty_leveldb::{LdbIterator, Options, WriteBatch, DB};
+
+use super::checked_env::{CheckedEnv, Damage};
 
 use super::entry::UtxoValue;
 use super::events::{self, EventRecord, EVENT_PREFIX, SEQ_RESERVATION_KEY};
@@ -104,6 +107,9 @@ pub struct IndexStore {
     dir: PathBuf,
     network: Network,
     db: Mutex<DB>,
+    /// Whether a table read has failed (rusty-leveldb may have gone on without the
+    /// block): checked after every operation, see [`super::checked_env`].
+    damage: Arc<Damage>,
     /// Set when a rebuilt index replaced this one: holders of an old handle get
     /// `Superseded` instead of reading a deleted database.
     retired: AtomicBool,
@@ -126,7 +132,9 @@ impl IndexStore {
     ) -> Result<(IndexStore, Option<IndexMeta>), IndexError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| IndexError::Io(format!("creating {}: {e}", dir.display())))?;
+        let damage = Damage::open(dir)?;
         let opt = Options {
+            env: Rc::new(Box::new(CheckedEnv::new(Arc::clone(&damage)))),
             create_if_missing: true,
             paranoid_checks: true,
             block_cache_capacity_bytes: options.block_cache_bytes,
@@ -142,6 +150,8 @@ impl IndexStore {
         // Any other panic in rusty-leveldb's recovery is reported as corruption
         // rather than taking the host process down.
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| DB::open(dir, opt)));
+        // Recovery may have read (and compacted) tables: a damaged one fails the open.
+        damage.check()?;
         let db = match opened {
             Ok(result) => result.map_err(|e| db_error("opening", dir, e))?,
             Err(_) => {
@@ -155,6 +165,7 @@ impl IndexStore {
             dir: dir.to_path_buf(),
             network,
             db: Mutex::new(db),
+            damage,
             retired: AtomicBool::new(false),
             writing: AtomicBool::new(false),
             read_now_gate: RwLock::new(()),
@@ -187,6 +198,7 @@ impl IndexStore {
         if self.retired.load(Ordering::Acquire) {
             return Err(IndexError::Superseded);
         }
+        self.damage.check()?;
         // A poisoned lock means a thread panicked mid-operation; LevelDB's own state is
         // still consistent on disk, but we refuse to guess about the in-memory one.
         self.db
@@ -198,21 +210,25 @@ impl IndexStore {
     /// `get` misses keys its iterator returns once compactions have rewritten
     /// neighbouring keys (tests/index_store.rs reproduces it), and it turns read
     /// errors into "absent"; the iterator merges memtable and levels correctly.
-    fn get(db: &mut DB, key: &[u8]) -> Result<Option<Vec<u8>>, IndexError> {
+    /// A damaged table read on the way fails the read instead of the iterator's
+    /// answer from the tables it could read.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, IndexError> {
+        let mut db = self.lock()?;
         let mut it = db
             .new_iter()
             .map_err(|e| IndexError::Db(format!("reading index: {e}")))?;
         it.seek(key);
-        match it.current() {
-            Some((k, v)) if k.as_ref() == key => Ok(Some(v.to_vec())),
-            _ => Ok(None),
-        }
+        let found = match it.current() {
+            Some((k, v)) if k.as_ref() == key => Some(v.to_vec()),
+            _ => None,
+        };
+        self.damage.check()?;
+        Ok(found)
     }
 
     /// Reads the metadata record.
     pub fn read_meta(&self) -> Result<Option<IndexMeta>, IndexError> {
-        let mut db = self.lock()?;
-        match Self::get(&mut db, META_KEY)? {
+        match self.get(META_KEY)? {
             None => Ok(None),
             Some(bytes) => IndexMeta::decode(&bytes, self.network).map(Some),
         }
@@ -220,8 +236,7 @@ impl IndexStore {
 
     /// Looks up one UTXO entry.
     pub fn get_utxo(&self, key: &UtxoKey) -> Result<Option<UtxoValue>, IndexError> {
-        let mut db = self.lock()?;
-        match Self::get(&mut db, &key.encode())? {
+        match self.get(&key.encode())? {
             None => Ok(None),
             Some(bytes) => UtxoValue::decode(&bytes).map(Some),
         }
@@ -247,13 +262,13 @@ impl IndexStore {
                 }
             }
         }
+        self.damage.check()?;
         Ok(out)
     }
 
     /// Reads the undo record of the block at `height`, if still retained.
     pub fn get_undo(&self, height: u32) -> Result<Option<UndoRecord>, IndexError> {
-        let mut db = self.lock()?;
-        match Self::get(&mut db, &keys::undo_key(height))? {
+        match self.get(&keys::undo_key(height))? {
             None => Ok(None),
             Some(bytes) => {
                 let rec = UndoRecord::decode(&bytes)?;
@@ -309,9 +324,12 @@ impl IndexStore {
             .read_now_gate
             .write()
             .unwrap_or_else(|p| p.into_inner());
+        // A compaction inside the write may have met a damaged table.
         let result = self.lock().and_then(|mut db| {
-            db.write(batch, true)
-                .map_err(|e| db_error("writing", &self.dir, e))
+            let written = db
+                .write(batch, true)
+                .map_err(|e| db_error("writing", &self.dir, e));
+            self.damage.check().and(written)
         });
         drop(gate);
         self.writing.store(false, Ordering::Relaxed);
@@ -409,8 +427,7 @@ impl IndexStore {
 
     /// The highest event number reserved for mempool events (0 when none).
     pub fn seq_reservation(&self) -> Result<u64, IndexError> {
-        let mut db = self.lock()?;
-        match Self::get(&mut db, SEQ_RESERVATION_KEY)? {
+        match self.get(SEQ_RESERVATION_KEY)? {
             None => Ok(0),
             Some(bytes) => {
                 let arr: [u8; 8] = bytes.as_slice().try_into().map_err(|_| {
@@ -459,6 +476,9 @@ impl IndexStore {
             if k.as_ref() >= end {
                 break;
             }
+            // Checked before every entry: past a damaged block, the next entry
+            // may come after keys the iterator left out.
+            self.damage.check()?;
             if !f(&k, &v)? {
                 break;
             }
@@ -466,7 +486,7 @@ impl IndexStore {
                 break;
             }
         }
-        Ok(())
+        self.damage.check()
     }
 }
 

@@ -21,6 +21,7 @@
 //! `leveldb.BytewiseComparator` is supported (Bitcoin Core uses it).
 
 mod block;
+mod checked_file;
 mod coding;
 mod log_reader;
 mod manifest;
@@ -39,6 +40,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+pub use checked_file::CheckedTableFile;
 pub use merge::RangeIter;
 
 use coding::{cmp_internal, seek_key, user_key};

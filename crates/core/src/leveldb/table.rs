@@ -29,19 +29,19 @@ const SNAPPY_COMPRESSION: u8 = 1;
 const INITIAL_READAHEAD: usize = 64 * 1024;
 const MAX_READAHEAD: usize = 1024 * 1024;
 
-#[derive(Debug, Clone, Copy)]
-struct BlockHandle {
-    offset: u64,
-    size: u64,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BlockHandle {
+    pub(super) offset: u64,
+    pub(super) size: u64,
 }
 
-fn decode_handle(buf: &[u8], pos: &mut usize) -> Option<BlockHandle> {
+pub(super) fn decode_handle(buf: &[u8], pos: &mut usize) -> Option<BlockHandle> {
     let offset = get_varint64(buf, pos)?;
     let size = get_varint64(buf, pos)?;
     Some(BlockHandle { offset, size })
 }
 
-fn corrupt(path: &Path, offset: u64, msg: impl Into<String>) -> LdbError {
+pub(super) fn corrupt(path: &Path, offset: u64, msg: impl Into<String>) -> LdbError {
     LdbError::Corruption {
         path: path.to_path_buf(),
         offset,
@@ -50,7 +50,7 @@ fn corrupt(path: &Path, offset: u64, msg: impl Into<String>) -> LdbError {
 }
 
 /// `read_exact_at`, with a read past the end reported as a truncated file.
-fn read_exact(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<()> {
+pub(super) fn read_exact(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<()> {
     file.read_exact_at(buf, offset).map_err(|e| {
         if e.kind() == ErrorKind::UnexpectedEof {
             corrupt(
@@ -66,7 +66,7 @@ fn read_exact(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<(
 
 /// Checks a raw block (contents + 5-byte trailer) read from `offset`; returns its
 /// compression type.
-fn verify_block(path: &Path, offset: u64, raw: &[u8]) -> Result<u8> {
+pub(super) fn verify_block(path: &Path, offset: u64, raw: &[u8]) -> Result<u8> {
     let n = raw.len().saturating_sub(BLOCK_TRAILER as usize);
     let (Some(&ctype), Some(stored)) = (raw.get(n), fixed32(raw, n + 1)) else {
         return Err(corrupt(path, offset, "block shorter than its trailer"));
@@ -79,7 +79,13 @@ fn verify_block(path: &Path, offset: u64, raw: &[u8]) -> Result<u8> {
 }
 
 /// Decompresses block contents of type `ctype` into `out`.
-fn decompress(path: &Path, offset: u64, ctype: u8, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+pub(super) fn decompress(
+    path: &Path,
+    offset: u64,
+    ctype: u8,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
     if ctype != SNAPPY_COMPRESSION {
         return Err(LdbError::Unsupported {
             path: path.to_path_buf(),

@@ -669,3 +669,74 @@ fn narrow_ranges_open_few_tables() {
     let _ = db.get(start).unwrap();
     assert!(opened(&db) <= limit + 2);
 }
+
+// ---- checked reads of rusty-leveldb's tables (the index's file layer) ----
+
+/// Flips one bit of `path` at `at`.
+fn flip(path: &Path, at: u64) {
+    let mut b = std::fs::read(path).unwrap();
+    b[at as usize] ^= 0x10;
+    std::fs::write(path, &b).unwrap();
+}
+
+#[test]
+fn checked_table_reads_pass_good_blocks_and_refuse_a_flipped_bit_in_data_or_filter() {
+    for compress in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        build(tmp.path(), compress, 3000, 0xc4ec, true);
+        let tables = files_with(tmp.path(), ".ldb");
+        assert!(!tables.is_empty());
+        for path in &tables {
+            let size = std::fs::metadata(path).unwrap().len();
+            let mut blocks = Table::open(path, size).unwrap().block_handles();
+            // The last is the index block, with its decompressed length.
+            blocks.pop();
+            let file = super::CheckedTableFile::open(path).unwrap();
+            let filter = file.filter.expect("rusty-leveldb writes a bloom filter");
+            // What rusty-leveldb reads: the footer, every block with its trailer, the
+            // filter without it.
+            let mut footer = [0u8; 48];
+            file.read_at(size - 48, &mut footer).unwrap();
+            assert_eq!(file.footer_off, size - 48);
+            for &(off, len) in &blocks {
+                let mut buf = vec![0u8; len as usize + 5];
+                file.read_at(off, &mut buf).unwrap();
+            }
+            let mut fbuf = vec![0u8; filter.size as usize];
+            file.read_at(filter.offset, &mut fbuf).unwrap();
+            // A read that is not a whole block is refused, not served.
+            let (off, len) = blocks[0];
+            let mut part = vec![0u8; len as usize];
+            assert!(file.read_at(off, &mut part).is_err());
+            drop(file);
+
+            // A flipped bit in the first data block, then in the filter.
+            flip(path, off + len / 2);
+            let file = super::CheckedTableFile::open(path).unwrap();
+            let mut buf = vec![0u8; len as usize + 5];
+            let err = file.read_at(off, &mut buf).unwrap_err().to_string();
+            assert!(err.contains("block checksum mismatch"), "{err}");
+            flip(path, off + len / 2);
+            flip(path, filter.offset + filter.size / 2);
+            let file = super::CheckedTableFile::open(path).unwrap();
+            let err = file
+                .read_at(filter.offset, &mut fbuf)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("filter block checksum mismatch"), "{err}");
+            assert!(err.contains(&path.display().to_string()), "{err}");
+            flip(path, filter.offset + filter.size / 2);
+            // The filter's trailer itself.
+            flip(path, filter.offset + filter.size + 2);
+            let file = super::CheckedTableFile::open(path).unwrap();
+            assert!(file.read_at(filter.offset, &mut fbuf).is_err());
+            flip(path, filter.offset + filter.size + 2);
+            // A truncated table: the footer is gone, the open fails.
+            let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+            f.set_len(size - 1).unwrap();
+            drop(f);
+            let err = super::CheckedTableFile::open(path).unwrap_err().to_string();
+            assert!(err.contains("bad table magic number"), "{err}");
+        }
+    }
+}
