@@ -57,7 +57,12 @@ export interface ConnectOptions {
   connectTimeoutMs?: number
 }
 
-export type SyncMode = 'starting' | 'scanning' | 'catchingUp' | 'synced' | 'stale'
+/**
+ * 'stale': a reorg went deeper than the undo log and the index awaits a rebuild.
+ * 'failed': the plugin's index thread stopped on an internal error; answers come
+ * from its last committed block until the node (or opnet-host) is restarted.
+ */
+export type SyncMode = 'starting' | 'scanning' | 'catchingUp' | 'synced' | 'stale' | 'failed'
 
 export interface SyncStatus {
   mode: SyncMode

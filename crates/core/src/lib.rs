@@ -19,6 +19,8 @@ pub mod chainstate;
 #[cfg(feature = "engine")]
 pub mod datadir;
 #[cfg(feature = "engine")]
+pub mod failpoint;
+#[cfg(feature = "engine")]
 pub mod index;
 #[cfg(feature = "engine")]
 pub mod leveldb;

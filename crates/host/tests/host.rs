@@ -670,3 +670,138 @@ fn plugins_come_from_the_plugins_directory_and_bitcoin_conf_lines() {
     assert!(!log.contains("mainnet_only"), "{log}");
     assert!(in_dir.exists());
 }
+
+/// Sends `quit`; returns the exit status and the log.
+fn quit(mut host: Host) -> (ExitStatus, String) {
+    assert_eq!(host.command("quit").last().unwrap(), "ok quit");
+    let status = host.child.wait().unwrap();
+    (status, host.log())
+}
+
+fn replay_args(chain: &Path, idx: &Path, site: &str) -> Vec<String> {
+    vec![
+        "--replay".into(),
+        chain.display().to_string(),
+        "--opnet-dir".into(),
+        idx.display().to_string(),
+        "--plugin".into(),
+        plugin().display().to_string(),
+        format!("-opnettestpanic={site}"),
+    ]
+}
+
+/// A replay host whose plugin panics at `site`.
+fn start_panicking(chain: &Path, idx: &Path, site: &str, log: &Path) -> Host {
+    let args = replay_args(chain, idx, site);
+    Host::start(&args.iter().map(String::as_str).collect::<Vec<_>>(), log)
+}
+
+/// A deliberate panic (`-opnettestpanic`, regtest only) at each place the plugin
+/// runs code: the host survives every one, and the plugin recovers where it can
+/// or says it stopped.
+#[test]
+fn a_panic_inside_the_plugin_stays_inside_it() {
+    let a = load_oracle("oracle-A.json");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let chain = fixture("chain.json");
+
+    // In plugin_init: the host skips the plugin and goes on with the others.
+    let first = c_plugin(dir, "first", &[]);
+    let mut args = replay_args(&chain, &dir.join("i1"), "init");
+    args.extend([
+        "--once".into(),
+        "--plugin".into(),
+        first.display().to_string(),
+    ]);
+    let out = Command::new(host_bin())
+        .args(&args)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    for expected in [
+        "panic in plugin_init; contained",
+        "msg=deliberate panic at init (-opnettestpanic)",
+        "plugin opnet-core (",
+        "failed to initialise; skipped",
+        "replayed 178 steps; plugins are at the tip",
+        "first: shutdown",
+    ] {
+        assert!(log.contains(expected), "missing «{expected}» in:\n{log}");
+    }
+
+    // In every block_connected callback: each notification is lost, and the index
+    // catches up from the host's chain instead.
+    let idx = dir.join("i2");
+    let socket = idx.join("opnet.sock");
+    let mut host = start_panicking(&chain, &idx, "block_connected", &dir.join("h2.log"));
+    assert_eq!(host.command("step 170").len(), 171);
+    host.command("sync");
+    wait_for_tip(&socket, &a, &host);
+    assert_serves(&socket, &a);
+    let (status, log) = quit(host);
+    assert!(status.success(), "{log}");
+    assert!(log.contains("panic in block_connected; contained"), "{log}");
+
+    // In the index thread: it stops, the status says so, the host and the server
+    // go on.
+    let idx = dir.join("i3");
+    let socket = idx.join("opnet.sock");
+    let mut host = start_panicking(&chain, &idx, "sync", &dir.join("h3.log"));
+    assert_eq!(host.command("step 3").len(), 4);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(v) = cli_json(&socket, &["status", "--json"]) {
+            if v["mode"] == "failed" {
+                break v;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failed status; log:\n{}",
+            host.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status["synced"], false);
+    assert_eq!(
+        status["height"], 0,
+        "the index stays at its last block: {status}"
+    );
+    assert_eq!(host.command("step 3").len(), 4, "the host carries on");
+    let (exit, log) = quit(host);
+    assert!(exit.success(), "{log}");
+    assert!(
+        log.contains("the index thread panicked")
+            && log.contains("deliberate panic at sync (-opnettestpanic)"),
+        "{log}"
+    );
+
+    // In a query handler: that request is answered INTERNAL; the connection's
+    // other requests and the server go on.
+    let idx = dir.join("i4");
+    let socket = idx.join("opnet.sock");
+    let mut host = start_panicking(&chain, &idx, "query", &dir.join("h4.log"));
+    assert_eq!(host.command("step 170").len(), 171);
+    host.command("sync");
+    wait_for_tip(&socket, &a, &host);
+    let script = a.utxos.iter().next().unwrap().0.clone();
+    let out = Command::new(env!("CARGO_BIN_EXE_opnet-cli"))
+        .arg("--socket")
+        .arg(&socket)
+        .args(["utxos", &script, "--json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("the request handler panicked"), "{err}");
+    wait_for_tip(&socket, &a, &host);
+    let (exit, log) = quit(host);
+    assert!(exit.success(), "{log}");
+    assert!(
+        log.contains("a request handler panicked; answered INTERNAL"),
+        "{log}"
+    );
+}

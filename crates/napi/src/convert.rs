@@ -62,6 +62,7 @@ pub fn sync_status(s: &SyncStatusReply) -> JsSyncStatus {
         SyncMode::CatchingUp => "catchingUp",
         SyncMode::Synced => "synced",
         SyncMode::Stale => "stale",
+        SyncMode::Failed => "failed",
     };
     JsSyncStatus {
         mode: mode.into(),

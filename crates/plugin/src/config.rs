@@ -64,6 +64,11 @@ pub const ARGUMENTS: &[(&str, &str, &str)] = &[
         "mempool notifications buffered",
     ),
     ("opnetdebug", "0", "log at debug level"),
+    (
+        "opnettestpanic",
+        "none",
+        "regtest only: panic at a site (init, block_connected, sync, query), for tests",
+    ),
 ];
 
 /// The plugin's settings.
@@ -75,6 +80,8 @@ pub struct PluginConfig {
     pub block_queue: usize,
     pub mempool_queue: usize,
     pub debug: bool,
+    /// `-opnettestpanic`: where a deliberate panic is armed (regtest only).
+    pub test_panic: Option<String>,
 }
 
 fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String> {
@@ -172,6 +179,20 @@ impl PluginConfig {
             Some(v) => boolean("opnetdebug", &v)?,
             None => false,
         };
+        let test_panic = get("opnettestpanic").map(|v| v.trim().to_string());
+        if let Some(site) = &test_panic {
+            if network != Network::Regtest {
+                return Err(format!(
+                    "-opnettestpanic={site} is a test setting, accepted on regtest only"
+                ));
+            }
+            if !opnet::failpoint::SITES.contains(&site.as_str()) {
+                return Err(format!(
+                    "-opnettestpanic={site}: not a panic site (one of: {})",
+                    opnet::failpoint::SITES.join(", ")
+                ));
+            }
+        }
         Ok(PluginConfig {
             engine,
             server,
@@ -179,6 +200,7 @@ impl PluginConfig {
             block_queue,
             mempool_queue,
             debug,
+            test_panic,
         })
     }
 }
@@ -262,6 +284,24 @@ mod tests {
         assert_eq!(
             config(&[("opnetserver", "maybe")]).unwrap_err(),
             "-opnetserver=maybe is not 0 or 1"
+        );
+    }
+
+    #[test]
+    fn the_test_panic_is_regtest_only_and_names_a_known_site() {
+        assert_eq!(config(&[]).unwrap().test_panic, None);
+        let c = config(&[("opnettestpanic", "sync")]).unwrap();
+        assert_eq!(c.test_panic.as_deref(), Some("sync"));
+        assert_eq!(
+            config(&[("opnettestpanic", "everywhere")]).unwrap_err(),
+            "-opnettestpanic=everywhere: not a panic site (one of: init, block_connected, sync, query)"
+        );
+        let main = PluginConfig::from_args(Path::new("/data"), Network::Main, &|n| {
+            (n == "opnettestpanic").then(|| "query".to_string())
+        });
+        assert_eq!(
+            main.unwrap_err(),
+            "-opnettestpanic=query is a test setting, accepted on regtest only"
         );
     }
 }

@@ -108,6 +108,15 @@ pub unsafe extern "C" fn plugin_init(ctx: *mut PluginContext) -> bool {
             }
         };
         logging::start(host.clone(), config.debug);
+        if let Some(site) = &config.test_panic {
+            tracing::warn!(
+                site,
+                "-opnettestpanic: a deliberate panic is armed (a test setting)"
+            );
+        }
+        // Validated by the config: a known site, on regtest.
+        let _ = opnet::failpoint::arm(config.test_panic.as_deref());
+        opnet::failpoint::check("init");
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             network = %host.network,
@@ -294,7 +303,15 @@ unsafe extern "C" fn on_block_connected(
         // byte ranges are borrowed for this call.
         if let Some(rt) = unsafe { runtime(user) } {
             let (b, s) = unsafe { (bytes(block, block_len), bytes(spent, spent_len)) };
-            rt.block_connected(b, height, s, spent_format);
+            let handled = guarded("block_connected", false, || {
+                opnet::failpoint::check("block_connected");
+                rt.block_connected(b, height, s, spent_format);
+                true
+            });
+            if !handled {
+                // The notification is lost: catch up from the host's chain instead.
+                rt.resync();
+            }
         }
     })
 }

@@ -144,6 +144,13 @@ impl Runtime {
         }
     }
 
+    /// Makes the index catch up from the host's chain (a notification was lost).
+    pub fn resync(&self) {
+        if let Some(live) = &self.live {
+            live.resync();
+        }
+    }
+
     /// The host disconnected its tip.
     pub fn block_disconnected(&self, hash: [u8; 32], height: u32) {
         self.notify(ChainEvent::Disconnected {
@@ -224,6 +231,7 @@ impl Runtime {
                 SyncPhase::Scanning => abi::PHASE_SCANNING,
                 SyncPhase::CatchingUp => abi::PHASE_CATCHING_UP,
                 SyncPhase::Live => abi::PHASE_LIVE,
+                SyncPhase::Failed => abi::PHASE_FAILED,
             },
             scanned_utxos: p.scanned_utxos,
             written_utxos: p.written_utxos,

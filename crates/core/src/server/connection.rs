@@ -8,6 +8,7 @@
 //! position only when the socket has taken what came before.
 
 use std::collections::HashSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -428,7 +429,7 @@ impl Reader {
     fn execute(&self, seq: u32, k: u8, request: Request, permit: OwnedSemaphorePermit) {
         let Some(n) = self.negotiated else { return };
         let node = self.shared.node.clone();
-        let run = move || -> Result<Response, ErrorReply> {
+        let handle = move || -> Result<Response, ErrorReply> {
             match &request {
                 Request::QueryUtxos(q) => {
                     handler::query_utxos(&node, &n, q, None).map(Response::Utxos)
@@ -449,6 +450,15 @@ impl Reader {
                     "request routed to the wrong handler",
                 )),
             }
+        };
+        // A panic in a handler (a bug) answers this request INTERNAL, inline or
+        // on the blocking pool alike; the connection and the server carry on.
+        let run = move || {
+            catch_unwind(AssertUnwindSafe(&handle)).unwrap_or_else(|panic| {
+                let msg = crate::sync::live::panic_message(panic.as_ref());
+                tracing::error!(panic = %msg, "a request handler panicked; answered INTERNAL");
+                Err(error(Status::Internal, 0, "the request handler panicked"))
+            })
         };
         let finish = move |result: Result<Response, ErrorReply>| {
             let resp = result.unwrap_or_else(|e| Response::Error {

@@ -128,6 +128,7 @@ pub fn query_utxos(
     q: &UtxoQuery,
     cursor: Option<&Cursor>,
 ) -> Result<crate::protocol::UtxoPage, ErrorReply> {
+    crate::failpoint::check("query");
     if q.include_mempool && n.features & FEATURE_MEMPOOL == 0 {
         return Err(error(
             Status::FeatureNotNegotiated,
@@ -199,6 +200,7 @@ pub fn sync_status(node: &Node) -> SyncStatusReply {
         .as_ref()
         .is_some_and(|v| host_tip.hash != [0; 32] && v.meta.tip.hash != host_tip.hash);
     let mode = match (&view, progress.phase) {
+        (_, SyncPhase::Failed) => SyncMode::Failed,
         (Some(v), _) if v.meta.state == SyncState::Stale => SyncMode::Stale,
         (_, SyncPhase::Scanning) => SyncMode::Scanning,
         (_, SyncPhase::CatchingUp) => SyncMode::CatchingUp,

@@ -4,6 +4,7 @@
 //! worker later catches up from the chain source, which can always serve the blocks
 //! it missed. Memory stays bounded by the buffer size.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 
 use super::engine::{ChainEvent, Engine};
+use super::status::SyncPhase;
 use super::SyncError;
 use crate::chainstate::{Chainstate, ChainstateError};
 use crate::source::ChainSource;
@@ -58,11 +60,23 @@ impl LiveSync {
         // An engine returned by an earlier shutdown still carries its cancel flag.
         cancel.store(false, Ordering::Relaxed);
         let flag = overflowed.clone();
+        let status = engine.status();
         let worker = std::thread::Builder::new()
             .name("opnet-sync".into())
             .spawn(move || {
                 let _alive = alive_tx;
-                run(engine, source, chainstate, rx, stop_rx, wake_rx, flag)
+                // A panic (a bug) ends the thread but never the process: every
+                // commit is atomic, so the index stays at its last block, and the
+                // status says it no longer follows the chain.
+                let ran = catch_unwind(AssertUnwindSafe(|| {
+                    run(engine, source, chainstate, rx, stop_rx, wake_rx, flag)
+                }));
+                ran.unwrap_or_else(|panic| {
+                    let msg = panic_message(panic.as_ref());
+                    tracing::error!(panic = %msg, "the index thread panicked: the index stays at its last committed block and no longer follows the chain until restarted");
+                    status.set_phase(SyncPhase::Failed);
+                    Err(SyncError::Io(format!("the sync thread panicked: {msg}")))
+                })
             })
             .map_err(|e| SyncError::Io(format!("starting the sync thread: {e}")))?;
         Ok(LiveSync {
@@ -229,6 +243,7 @@ fn run(
             }
             continue;
         }
+        crate::failpoint::check("sync");
         let result = match engine.handle_event(&event, source.as_ref()) {
             Err(SyncError::NeedsResync(_)) | Err(SyncError::NotReady(_)) => {
                 engine.sync(source.as_ref(), &opener).map(|_| ())
@@ -244,6 +259,15 @@ fn run(
             }
         }
     }
+}
+
+/// The text of a panic payload (`&str` or `String`, as `panic!` makes them).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// Re-syncs from the source after dropped events or a failure. Returns Err only

@@ -14,6 +14,8 @@ pub enum SyncPhase {
     CatchingUp,
     /// At the source's tip, following new blocks.
     Live,
+    /// The engine's thread ended on a panic: nothing follows the chain any more.
+    Failed,
 }
 
 impl SyncPhase {
@@ -22,6 +24,7 @@ impl SyncPhase {
             1 => SyncPhase::Scanning,
             2 => SyncPhase::CatchingUp,
             3 => SyncPhase::Live,
+            4 => SyncPhase::Failed,
             _ => SyncPhase::Starting,
         }
     }
@@ -33,6 +36,7 @@ impl SyncPhase {
             SyncPhase::Scanning => "scanning",
             SyncPhase::CatchingUp => "catching_up",
             SyncPhase::Live => "live",
+            SyncPhase::Failed => "failed",
         }
     }
 }
@@ -77,6 +81,7 @@ impl SyncStatus {
             SyncPhase::Scanning => 1,
             SyncPhase::CatchingUp => 2,
             SyncPhase::Live => 3,
+            SyncPhase::Failed => 4,
         };
         self.phase.store(v, Ordering::Relaxed);
     }

@@ -35,6 +35,7 @@ impl Bar {
                 format!("catching up, block {} of {}", p.height, p.target_height),
             ),
             abi::PHASE_LIVE => (1.0, format!("at tip {}", p.height)),
+            abi::PHASE_FAILED => (0.0, format!("FAILED at block {} (see the log)", p.height)),
             _ => (0.0, "starting".to_string()),
         };
         let width = 30;

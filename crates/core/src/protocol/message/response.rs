@@ -259,6 +259,9 @@ pub enum SyncMode {
     Synced = 3,
     /// Needs a rebuild: a reorg deeper than the undo log.
     Stale = 4,
+    /// The index thread stopped on an internal error (a panic): the index stays at
+    /// its last committed block until the plugin is restarted.
+    Failed = 5,
 }
 
 impl SyncMode {
@@ -270,6 +273,7 @@ impl SyncMode {
             2 => Some(SyncMode::CatchingUp),
             3 => Some(SyncMode::Synced),
             4 => Some(SyncMode::Stale),
+            5 => Some(SyncMode::Failed),
             _ => None,
         }
     }
@@ -282,6 +286,7 @@ impl SyncMode {
             SyncMode::CatchingUp => "catching_up",
             SyncMode::Synced => "synced",
             SyncMode::Stale => "stale",
+            SyncMode::Failed => "failed",
         }
     }
 }
@@ -898,7 +903,7 @@ mod tests {
         // Undefined sync mode and network; HELLO version 0.
         let mut sync = body_of(&samples()[5]).to_vec();
         assert_eq!(sync[1], SyncMode::Scanning as u8);
-        sync[1] = 5;
+        sync[1] = 6; // modes end at 5 (failed)
         bad(0x83, &sync);
         let mut hello = body_of(&samples()[0]).to_vec();
         hello[11] = 5;
