@@ -467,3 +467,71 @@ fn blocks_written_over_a_flipped_bit_fail_or_end_right_never_wrong() {
         "some damage is met while blocks are written"
     );
 }
+
+fn event_seqs(engine: &Engine) -> Vec<u64> {
+    let store = engine.store().unwrap();
+    store
+        .events_after(0)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect()
+}
+
+/// The way back from a damaged index is deleting it; the index built again must
+/// number its events after the deleted one's (the floor beside it), or a client
+/// resuming after an old number would skip events or take new ones for old.
+#[test]
+fn an_index_built_again_numbers_its_events_after_the_deleted_one() {
+    use opnet::chainstate::Chainstate;
+    use opnet::sync::event_floor::{EventFloor, FLOOR_STEP};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("opnet");
+    build(&dir, 64 << 20);
+    let old = {
+        let engine = Engine::open(small_buffer(&dir, 64 << 20)).unwrap();
+        event_seqs(&engine)
+    };
+    assert_eq!(old, (1..=170).collect::<Vec<u64>>());
+    let floor = EventFloor::open(&dir).unwrap().value();
+    assert_eq!(floor, 1 + FLOOR_STEP, "moved once, by the first event");
+
+    // Replayed from genesis again: the first event follows the floor.
+    std::fs::remove_dir_all(dir.join("index")).unwrap();
+    let (blocks, steps) = load_chain();
+    let chain = ReplayChain::new(Network::Regtest, blocks);
+    let mut engine = Engine::open(small_buffer(&dir, 64 << 20)).unwrap();
+    engine.init_at_genesis().unwrap();
+    for step in steps.iter().take(3) {
+        engine
+            .handle_event(&chain.step(*step).unwrap(), &chain)
+            .unwrap();
+    }
+    assert_eq!(event_seqs(&engine), vec![floor + 1, floor + 2, floor + 3]);
+    // A restart of the new index goes on from its own last number (no jump).
+    drop(engine);
+    let mut engine = Engine::open(small_buffer(&dir, 64 << 20)).unwrap();
+    engine
+        .handle_event(&chain.step(steps[3]).unwrap(), &chain)
+        .unwrap();
+    assert_eq!(event_seqs(&engine).last(), Some(&(floor + 4)));
+    let floor = EventFloor::open(&dir).unwrap().value();
+    assert_eq!(floor, 1_000_002 + FLOOR_STEP);
+    drop(engine);
+
+    // Scanned from Bitcoin Core's chainstate again: the new index starts with an
+    // INDEX_REBUILT event after the floor.
+    std::fs::remove_dir_all(dir.join("index")).unwrap();
+    let datadir = fixture("datadir-A");
+    let source = DatadirSource::open(&datadir, Network::Regtest).unwrap();
+    let mut engine = Engine::open(small_buffer(&dir, 64 << 20)).unwrap();
+    engine
+        .sync(&source, &|| Chainstate::open(&datadir.join("chainstate")))
+        .unwrap();
+    let events = engine.store().unwrap().events_after(0).unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].seq, floor + 1);
+    assert_eq!(events[0].kind, opnet::index::EventKind::Rebuilt);
+    assert_eq!(engine.meta().unwrap().event_seq, floor + 1);
+}

@@ -805,3 +805,85 @@ fn a_panic_inside_the_plugin_stays_inside_it() {
         "{log}"
     );
 }
+
+/// The way back from a damaged index: the plugin refuses it and says how to
+/// rebuild it; `-opnetreindex=1` deletes it and builds it again, numbering its
+/// events after the old ones.
+#[test]
+fn a_damaged_index_is_refused_and_opnetreindex_builds_it_again() {
+    let a = load_oracle("oracle-A.json");
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tmp.path().join("idx");
+    let socket = idx.join("opnet.sock");
+    let chain = fixture("chain.json");
+    let once = |extra: &[&str]| {
+        let mut args = vec![
+            "--replay".to_string(),
+            chain.display().to_string(),
+            "--opnet-dir".into(),
+            idx.display().to_string(),
+            "--plugin".into(),
+            plugin().display().to_string(),
+            "--once".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Command::new(host_bin())
+            .args(&args)
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap()
+    };
+    let out = once(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What the index's file layer writes when a table read fails.
+    let what = format!(
+        "LevelDB: corruption in {}/000005.ldb at offset 4096: block checksum mismatch",
+        idx.join("index").display()
+    );
+    std::fs::write(idx.join("index/DAMAGED"), format!("{what}\n")).unwrap();
+
+    let out = once(&[]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{log}");
+    for expected in [
+        format!(
+            "index corrupt: {} was found damaged earlier ({what})",
+            idx.join("index").display()
+        ),
+        "delete the index directory to rebuild it); -opnetreindex=1 does that".to_string(),
+        "no plugin was loaded".to_string(),
+    ] {
+        assert!(log.contains(&expected), "missing «{expected}» in:\n{log}");
+    }
+
+    let mut host = Host::start(
+        &[
+            "--replay",
+            chain.to_str().unwrap(),
+            "--opnet-dir",
+            idx.to_str().unwrap(),
+            "--plugin",
+            plugin().to_str().unwrap(),
+            "-opnetreindex=1",
+        ],
+        &tmp.path().join("reindex.log"),
+    );
+    assert_eq!(host.command("step 170").len(), 171);
+    host.command("sync");
+    wait_for_tip(&socket, &a, &host);
+    assert_serves(&socket, &a);
+    // The first index numbered 178 events; the new one goes on after its floor.
+    let status = cli_json(&socket, &["status", "--json"]).unwrap();
+    assert_eq!(status["event_seq"], 1_000_001 + 170, "{status}");
+    let (exit, log) = quit(host);
+    assert!(exit.success(), "{log}");
+    assert!(
+        log.contains("-opnetreindex: deleting the index; it is built again"),
+        "{log}"
+    );
+    assert!(!idx.join("index/DAMAGED").exists());
+}

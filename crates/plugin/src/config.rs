@@ -65,6 +65,11 @@ pub const ARGUMENTS: &[(&str, &str, &str)] = &[
     ),
     ("opnetdebug", "0", "log at debug level"),
     (
+        "opnetreindex",
+        "0",
+        "delete the index at start and build it again (after a damaged index)",
+    ),
+    (
         "opnettestpanic",
         "none",
         "regtest only: panic at a site (init, block_connected, sync, query), for tests",
@@ -80,6 +85,8 @@ pub struct PluginConfig {
     pub block_queue: usize,
     pub mempool_queue: usize,
     pub debug: bool,
+    /// `-opnetreindex`: start from an empty index.
+    pub reindex: bool,
     /// `-opnettestpanic`: where a deliberate panic is armed (regtest only).
     pub test_panic: Option<String>,
 }
@@ -179,6 +186,10 @@ impl PluginConfig {
             Some(v) => boolean("opnetdebug", &v)?,
             None => false,
         };
+        let reindex = match arg("opnetreindex") {
+            Some(v) => boolean("opnetreindex", &v)?,
+            None => false,
+        };
         let test_panic = get("opnettestpanic").map(|v| v.trim().to_string());
         if let Some(site) = &test_panic {
             if network != Network::Regtest {
@@ -200,6 +211,7 @@ impl PluginConfig {
             block_queue,
             mempool_queue,
             debug,
+            reindex,
             test_panic,
         })
     }
@@ -270,6 +282,8 @@ mod tests {
         );
         assert_eq!(c.mempool_log_bytes, 8 << 20);
         assert!(c.debug);
+        assert!(!c.reindex);
+        assert!(config(&[("opnetreindex", "1")]).unwrap().reindex);
         let c = config(&[("opnetdir", "/abs"), ("opnetserver", "0")]).unwrap();
         assert_eq!(c.engine.opnet_dir, PathBuf::from("/abs"));
         assert!(c.server.is_none());

@@ -15,12 +15,13 @@ use bitcoin::{Block, BlockHash};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use opnet::abi;
 use opnet::chainstate::{Chainstate, ChainstateError};
+use opnet::index::{IndexError, IndexStore};
 use opnet::leveldb::LdbError;
 use opnet::server::{self, Node, ServerHandle};
 use opnet::snapshot::{self, SnapshotError, SnapshotKind};
 use opnet::source::ChainSource;
 use opnet::sync::live::SharedChainstateOpener;
-use opnet::sync::{ChainEvent, Engine, LiveSync, SyncPhase, SyncStatus};
+use opnet::sync::{ChainEvent, Engine, LiveSync, SyncError, SyncPhase, SyncStatus};
 
 use crate::config::PluginConfig;
 use crate::host::{decode_spent, HostApi};
@@ -55,8 +56,18 @@ impl Runtime {
     /// Opens the index, starts serving and starts syncing to the host's tip.
     pub fn start(host: Arc<HostApi>, config: PluginConfig) -> Result<Runtime, String> {
         let opnet_dir = config.engine.opnet_dir.clone();
-        let mut engine = Engine::open(config.engine.clone())
-            .map_err(|e| format!("opening the index in {}: {e}", opnet_dir.display()))?;
+        if config.reindex {
+            let index = config.engine.index_dir();
+            tracing::warn!(index = %index.display(), "-opnetreindex: deleting the index; it is built again");
+            IndexStore::destroy(&index).map_err(|e| format!("-opnetreindex: {e}"))?;
+        }
+        let mut engine = Engine::open(config.engine.clone()).map_err(|e| {
+            let hint = match e {
+                SyncError::Index(IndexError::Corrupt(_)) => "; -opnetreindex=1 does that",
+                _ => "",
+            };
+            format!("opening the index in {}: {e}{hint}", opnet_dir.display())
+        })?;
         let source: Arc<dyn ChainSource> = host.clone();
         let node = Node::attach(&mut engine, source.clone(), config.mempool_log_bytes)
             .map_err(|e| format!("reading the index's event log: {e}"))?;

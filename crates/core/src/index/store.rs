@@ -199,11 +199,15 @@ impl IndexStore {
             return Err(IndexError::Superseded);
         }
         self.damage.check()?;
-        // A poisoned lock means a thread panicked mid-operation; LevelDB's own state is
-        // still consistent on disk, but we refuse to guess about the in-memory one.
-        self.db
-            .lock()
-            .map_err(|_| IndexError::Corrupt("index lock poisoned by a panic".into()))
+        // A poisoned lock means a thread panicked mid-operation; what is on disk is
+        // consistent (one atomic batch per block), but we refuse to guess about
+        // the in-memory state: a restart reopens it.
+        self.db.lock().map_err(|_| {
+            IndexError::Db(
+                "an index operation panicked earlier; restart to reopen the index (what is on disk is consistent)"
+                    .into(),
+            )
+        })
     }
 
     /// A point read through a seek of the merging iterator. rusty-leveldb's own

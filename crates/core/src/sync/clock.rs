@@ -9,9 +9,13 @@
 //!
 //! Whoever publishes an event holds the clock's lock from taking the number until
 //! the event is handed to subscribers, so subscribers receive events in number order.
+//!
+//! A clock may also keep an [`EventFloor`] beside the index covering every number
+//! it hands out, so that an index built again from nothing continues after them.
 
 use std::sync::{Mutex, MutexGuard};
 
+use super::event_floor::EventFloor;
 use crate::index::{IndexError, IndexStore};
 
 /// How many mempool event numbers one durable reservation covers.
@@ -27,6 +31,7 @@ pub struct EventClock {
 struct ClockState {
     last: u64,
     reserved: u64,
+    floor: Option<EventFloor>,
 }
 
 /// Exclusive access to the counter while an event is numbered and published.
@@ -43,8 +48,25 @@ impl EventClock {
             state: Mutex::new(ClockState {
                 last,
                 reserved: last,
+                floor: None,
             }),
         }
+    }
+
+    /// As [`EventClock::new`], keeping `floor` ahead of every number handed out.
+    pub fn with_floor(last_block_event: u64, reservation: u64, floor: EventFloor) -> EventClock {
+        let clock = EventClock::new(last_block_event, reservation);
+        clock.lock().state.floor = Some(floor);
+        clock
+    }
+
+    /// Starts over from an opened index's last block event and reservation,
+    /// keeping the floor.
+    pub fn reset(&self, last_block_event: u64, reservation: u64) {
+        let mut g = self.lock();
+        let last = last_block_event.max(reservation);
+        g.state.last = last;
+        g.state.reserved = last;
     }
 
     /// Takes the lock. A poisoned lock (a publisher panicked) still holds a valid
@@ -72,6 +94,21 @@ impl ClockGuard<'_> {
         self.state.last + 1
     }
 
+    /// The number the next persisted (block) event takes, once the floor covers
+    /// it: call before the commit that persists it, then [`ClockGuard::commit`].
+    pub fn reserve_next(&mut self) -> Result<u64, IndexError> {
+        let seq = self.state.last + 1;
+        self.cover(seq)?;
+        Ok(seq)
+    }
+
+    fn cover(&mut self, seq: u64) -> Result<(), IndexError> {
+        match self.state.floor.as_mut() {
+            Some(floor) => floor.cover(seq).map_err(IndexError::Io),
+            None => Ok(()),
+        }
+    }
+
     /// Marks `seq` (from [`ClockGuard::peek_next`]) as used, once the commit that
     /// persisted it succeeded.
     pub fn commit(&mut self, seq: u64) {
@@ -86,6 +123,7 @@ impl ClockGuard<'_> {
         let seq = self.state.last + 1;
         if seq > self.state.reserved {
             let through = seq + RESERVATION_BLOCK - 1;
+            self.cover(through)?;
             store.reserve_seq(through)?;
             self.state.reserved = through;
         }

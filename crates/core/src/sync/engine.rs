@@ -20,6 +20,7 @@ use bitcoin::{Block, BlockHash};
 
 use super::clock::{ClockGuard, EventClock};
 use super::delta::{block_delta, keys_to_look_up};
+use super::event_floor::EventFloor;
 use super::scan::{scan_chainstate, ScanTarget};
 use super::status::{SyncPhase, SyncStatus};
 use super::SyncError;
@@ -69,7 +70,8 @@ impl EngineConfig {
         }
     }
 
-    fn index_dir(&self) -> PathBuf {
+    /// The index directory: what a reindex deletes.
+    pub fn index_dir(&self) -> PathBuf {
         self.opnet_dir.join("index")
     }
 
@@ -207,6 +209,9 @@ impl Engine {
         std::fs::create_dir_all(&config.opnet_dir)
             .map_err(|e| SyncError::Io(format!("creating {}: {e}", config.opnet_dir.display())))?;
         recover_scan_dir(&config)?;
+        let floor = EventFloor::open(&config.opnet_dir).map_err(SyncError::Io)?;
+        // A new index numbers its events after every earlier index's.
+        let new_index_base = floor.value();
         let mut engine = Engine {
             config,
             store: None,
@@ -215,7 +220,7 @@ impl Engine {
             cancel: Arc::new(AtomicBool::new(false)),
             observer: None,
             index_observer: None,
-            clock: Arc::new(EventClock::new(0, 0)),
+            clock: Arc::new(EventClock::with_floor(new_index_base, 0, floor)),
             logged: VecDeque::new(),
         };
         if engine.config.index_dir().exists() {
@@ -224,8 +229,8 @@ impl Engine {
                 engine.config.network,
                 &engine.config.store,
             )?;
-            let last = meta.as_ref().map(|m| m.event_seq).unwrap_or(0);
-            engine.clock = Arc::new(EventClock::new(last, store.seq_reservation()?));
+            let last = meta.as_ref().map(|m| m.event_seq).unwrap_or(new_index_base);
+            engine.clock.reset(last, store.seq_reservation()?);
             engine.logged = store.events_after(0)?.iter().map(|e| e.seq).collect();
             engine.store = Some(Arc::new(store));
             engine.meta = meta;
@@ -370,7 +375,8 @@ impl Engine {
             snapshot: genesis,
             utxo_count: 0,
             total_amount: 0,
-            event_seq: 0,
+            // After the numbers of an index deleted before this one, if any.
+            event_seq: self.clock.last(),
         };
         store.commit(IndexBatch::new(), &meta)?;
         self.store = Some(store);
@@ -434,7 +440,9 @@ impl Engine {
             total_amount: totals.amount,
             event_seq: 0,
         };
-        let rebuilt = self.meta.is_some();
+        // Also a rebuild: a new index after one that was deleted (its numbers are
+        // below the floor the clock starts from).
+        let rebuilt = self.meta.is_some() || self.clock.last() > 0;
         synthesize_undo(
             &store,
             source,
@@ -449,7 +457,7 @@ impl Engine {
         let event = BlockEvent {
             kind: BlockEventKind::Rebuilt,
             seq: if rebuilt {
-                clock.peek_next()
+                clock.reserve_next()?
             } else {
                 clock.last()
             },
@@ -687,7 +695,7 @@ impl Engine {
         let mut clock = clock.lock();
         let event = BlockEvent {
             kind: BlockEventKind::Connected,
-            seq: clock.peek_next(),
+            seq: clock.reserve_next()?,
             height,
             hash: delta.undo.block_hash,
             prev_hash: prev,
@@ -768,7 +776,7 @@ impl Engine {
         let height = meta.tip.height;
         let event = BlockEvent {
             kind: BlockEventKind::Disconnected,
-            seq: clock.peek_next(),
+            seq: clock.reserve_next()?,
             height,
             hash: undo.block_hash,
             prev_hash: undo.prev_hash,

@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod delta;
 pub mod engine;
+pub mod event_floor;
 pub mod live;
 pub mod scan;
 pub mod status;
