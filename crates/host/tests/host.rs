@@ -692,6 +692,17 @@ fn start_replay(chain: &Path, idx: &Path, extra: &[&str], log: &Path) -> Host {
     Host::start(&args.iter().map(String::as_str).collect::<Vec<_>>(), log)
 }
 
+/// A replay host on `idx` with `extra` arguments, stepped to block 170 and
+/// waited for until its plugin serves that tip (oracle-A); and its socket.
+fn start_at_a(chain: &Path, idx: &Path, extra: &[&str], log: &Path) -> (Host, PathBuf) {
+    let socket = idx.join("opnet.sock");
+    let mut host = start_replay(chain, idx, extra, log);
+    assert_eq!(host.command("step 170").len(), 171);
+    host.command("sync");
+    wait_for_tip(&socket, &load_oracle("oracle-A.json"), &host);
+    (host, socket)
+}
+
 /// A deliberate panic (`-opnettestpanic`, regtest only) at each place the plugin
 /// runs code: the host survives every one, and the plugin recovers where it can
 /// or says it stopped.
@@ -730,17 +741,12 @@ fn a_panic_inside_the_plugin_stays_inside_it() {
 
     // In every block_connected callback: each notification is lost, and the index
     // catches up from the host's chain instead.
-    let idx = dir.join("i2");
-    let socket = idx.join("opnet.sock");
-    let mut host = start_replay(
+    let (host, socket) = start_at_a(
         &chain,
-        &idx,
+        &dir.join("i2"),
         &["-opnettestpanic=block_connected"],
         &dir.join("h2.log"),
     );
-    assert_eq!(host.command("step 170").len(), 171);
-    host.command("sync");
-    wait_for_tip(&socket, &a, &host);
     assert_serves(&socket, &a);
     let (status, log) = quit(host);
     assert!(status.success(), "{log}");
@@ -790,17 +796,12 @@ fn a_panic_inside_the_plugin_stays_inside_it() {
 
     // In a query handler: that request is answered INTERNAL; the connection's
     // other requests and the server go on.
-    let idx = dir.join("i4");
-    let socket = idx.join("opnet.sock");
-    let mut host = start_replay(
+    let (host, socket) = start_at_a(
         &chain,
-        &idx,
+        &dir.join("i4"),
         &["-opnettestpanic=query"],
         &dir.join("h4.log"),
     );
-    assert_eq!(host.command("step 170").len(), 171);
-    host.command("sync");
-    wait_for_tip(&socket, &a, &host);
     let script = a.utxos.iter().next().unwrap().0.clone();
     let out = Command::new(env!("CARGO_BIN_EXE_opnet-cli"))
         .arg("--socket")
@@ -828,7 +829,6 @@ fn a_damaged_index_is_refused_and_opnetreindex_builds_it_again() {
     let a = load_oracle("oracle-A.json");
     let tmp = tempfile::tempdir().unwrap();
     let idx = tmp.path().join("idx");
-    let socket = idx.join("opnet.sock");
     let chain = fixture("chain.json");
     let once = |extra: &[&str]| {
         let mut args = replay_args(&chain, &idx, &["--once"]);
@@ -866,15 +866,12 @@ fn a_damaged_index_is_refused_and_opnetreindex_builds_it_again() {
         assert!(log.contains(&expected), "missing «{expected}» in:\n{log}");
     }
 
-    let mut host = start_replay(
+    let (host, socket) = start_at_a(
         &chain,
         &idx,
         &["-opnetreindex=1"],
         &tmp.path().join("reindex.log"),
     );
-    assert_eq!(host.command("step 170").len(), 171);
-    host.command("sync");
-    wait_for_tip(&socket, &a, &host);
     assert_serves(&socket, &a);
     // The first index numbered 178 events; the new one goes on after its floor.
     let status = cli_json(&socket, &["status", "--json"]).unwrap();
