@@ -429,28 +429,7 @@ impl Reader {
     fn execute(&self, seq: u32, k: u8, request: Request, permit: OwnedSemaphorePermit) {
         let Some(n) = self.negotiated else { return };
         let node = self.shared.node.clone();
-        let handle = move || -> Result<Response, ErrorReply> {
-            match &request {
-                Request::QueryUtxos(q) => {
-                    handler::query_utxos(&node, &n, q, None).map(Response::Utxos)
-                }
-                Request::QueryUtxosPaginated(q, c) => {
-                    let cursor = (!c.0.is_empty()).then_some(c);
-                    handler::query_utxos(&node, &n, q, cursor).map(Response::UtxosPage)
-                }
-                Request::GetSyncStatus => Ok(Response::SyncStatus(handler::sync_status(&node))),
-                Request::GetBlockTxids(sel) => handler::block_txids(&node, sel),
-                Request::GetBlockHeader(sel) => handler::block_header(&node, sel),
-                Request::GetTx { txid, block_hash } => {
-                    handler::get_tx(&node, &n, txid, block_hash.as_ref())
-                }
-                _ => Err(error(
-                    Status::Internal,
-                    0,
-                    "request routed to the wrong handler",
-                )),
-            }
-        };
+        let handle = move || handler::read_request(&node, &n, &request);
         // A panic in a handler (a bug) answers this request INTERNAL, inline or
         // on the blocking pool alike; the connection and the server carry on.
         let run = move || {

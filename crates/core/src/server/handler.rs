@@ -9,6 +9,7 @@ use super::node::Node;
 use super::query::{self, MempoolSlice, QueryError};
 use super::ServerConfig;
 use crate::index::{IndexError, SyncState};
+use crate::protocol::Request;
 use crate::protocol::{
     BlockRef, BlockSelector, Cursor, ErrorReply, Hello, HelloReply, Response, Status, SyncMode,
     SyncStatusReply, UtxoQuery, FEATURE_EVENT_REPLAY, FEATURE_MEMPOOL,
@@ -118,6 +119,32 @@ fn source_error(e: SourceError) -> ErrorReply {
             error(Status::Unavailable, 0, m)
         }
         SourceError::Corrupt(m) => error(Status::Internal, 0, format!("chain data corrupt: {m}")),
+    }
+}
+
+/// Answers a request that only reads the index or the chain source (queries,
+/// status, blocks, transactions): no connection state, so the server runs it on
+/// any thread and the `requests` fuzz target drives it directly.
+pub fn read_request(
+    node: &Node,
+    n: &Negotiated,
+    request: &Request,
+) -> Result<Response, ErrorReply> {
+    match request {
+        Request::QueryUtxos(q) => query_utxos(node, n, q, None).map(Response::Utxos),
+        Request::QueryUtxosPaginated(q, c) => {
+            let cursor = (!c.0.is_empty()).then_some(c);
+            query_utxos(node, n, q, cursor).map(Response::UtxosPage)
+        }
+        Request::GetSyncStatus => Ok(Response::SyncStatus(sync_status(node))),
+        Request::GetBlockTxids(sel) => block_txids(node, sel),
+        Request::GetBlockHeader(sel) => block_header(node, sel),
+        Request::GetTx { txid, block_hash } => get_tx(node, n, txid, block_hash.as_ref()),
+        _ => Err(error(
+            Status::Internal,
+            0,
+            "request routed to the wrong handler",
+        )),
     }
 }
 
