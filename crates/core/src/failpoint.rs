@@ -12,16 +12,20 @@ pub const SITES: &[&str] = &["init", "block_connected", "sync", "query"];
 static ARMED: AtomicBool = AtomicBool::new(false);
 static SITE: Mutex<Option<String>> = Mutex::new(None);
 
+/// Refuses a site that is not in [`SITES`], naming them.
+pub fn known(site: &str) -> Result<(), String> {
+    if SITES.contains(&site) {
+        Ok(())
+    } else {
+        Err(format!("not a panic site (one of: {})", SITES.join(", ")))
+    }
+}
+
 /// Makes every later [`check`] of `site` panic (`None` disarms). Refuses a site
 /// that is not in [`SITES`].
 pub fn arm(site: Option<&str>) -> Result<(), String> {
     if let Some(s) = site {
-        if !SITES.contains(&s) {
-            return Err(format!(
-                "unknown panic site {s:?} (one of: {})",
-                SITES.join(", ")
-            ));
-        }
+        known(s)?;
     }
     *SITE.lock().unwrap_or_else(PoisonError::into_inner) = site.map(str::to_string);
     ARMED.store(site.is_some(), Ordering::Relaxed);

@@ -197,12 +197,7 @@ impl PluginConfig {
                     "-opnettestpanic={site} is a test setting, accepted on regtest only"
                 ));
             }
-            if !opnet::failpoint::SITES.contains(&site.as_str()) {
-                return Err(format!(
-                    "-opnettestpanic={site}: not a panic site (one of: {})",
-                    opnet::failpoint::SITES.join(", ")
-                ));
-            }
+            opnet::failpoint::known(site).map_err(|e| format!("-opnettestpanic={site}: {e}"))?;
         }
         Ok(PluginConfig {
             engine,

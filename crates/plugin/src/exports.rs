@@ -37,11 +37,7 @@ fn guarded<T>(what: &str, on_panic: T, f: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(v) => v,
         Err(panic) => {
-            let msg = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let msg = opnet::sync::live::panic_message(panic.as_ref());
             // Logging, and dropping the payload, must not unwind either.
             let _ = catch_unwind(AssertUnwindSafe(move || {
                 tracing::error!(%msg, "panic in {what}; contained");
