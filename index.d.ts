@@ -59,8 +59,9 @@ export interface ConnectOptions {
 
 /**
  * 'stale': a reorg went deeper than the undo log and the index awaits a rebuild.
- * 'failed': the plugin's index thread stopped on an internal error; answers come
- * from its last committed block until the node (or opnet-host) is restarted.
+ * 'failed': the plugin's index thread stopped, on an internal error or a damaged
+ * index (queries then fail too); answers come from its last committed block until
+ * the node (or opnet-host) is restarted, or the index rebuilt.
  */
 export type SyncMode = 'starting' | 'scanning' | 'catchingUp' | 'synced' | 'stale' | 'failed'
 

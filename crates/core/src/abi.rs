@@ -44,7 +44,7 @@ pub const PHASE_STARTING: u32 = 0;
 pub const PHASE_SCANNING: u32 = 1;
 pub const PHASE_CATCHING_UP: u32 = 2;
 pub const PHASE_LIVE: u32 = 3;
-/// The index thread stopped on an internal error.
+/// The index thread stopped, on an internal error or a damaged index.
 pub const PHASE_FAILED: u32 = 4;
 
 /// `opnet_buffer`: bytes owned by the receiver until it calls `release`.

@@ -535,3 +535,63 @@ fn an_index_built_again_numbers_its_events_after_the_deleted_one() {
     assert_eq!(events[0].kind, opnet::index::EventKind::Rebuilt);
     assert_eq!(engine.meta().unwrap().event_seq, floor + 1);
 }
+
+/// The index thread over a damaged index: it stops following the chain with a
+/// `failed` status, instead of failing again at every block.
+#[test]
+fn the_index_thread_stops_on_a_damaged_index_and_says_so() {
+    use opnet::chainstate::{Chainstate, ChainstateError};
+    use opnet::sync::{LiveSync, SyncPhase};
+    use std::sync::Arc;
+
+    let oracle = load_oracle("oracle-A.json");
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("good");
+    build_to(&good, 32 << 10, 110);
+    let (blocks, steps) = load_chain();
+    let mut rng = Rng(0x5701);
+    let (mut stopped, mut applied) = (0, 0);
+    let total = rounds(10);
+    for round in 0..total {
+        let dir = tmp.path().join(format!("l{round}"));
+        copy_tree(&good, &dir);
+        let chain = Arc::new(ReplayChain::new(Network::Regtest, blocks.clone()));
+        for step in steps.iter().take(110) {
+            chain.step(*step).unwrap();
+        }
+        let engine = Engine::open(small_buffer(&dir, 32 << 10)).unwrap();
+        let status = engine.status();
+        let no_scan: Arc<dyn Fn() -> Result<Chainstate, ChainstateError> + Send + Sync> =
+            Arc::new(|| panic!("no chainstate scan expected"));
+        let live = LiveSync::start(engine, chain.clone(), no_scan, 64).unwrap();
+        assert!(
+            live.wait_applied(),
+            "round {round}: synced before the damage"
+        );
+        let live_tables = files(&dir, "ldb");
+        let victim = &live_tables[(rng.next() % live_tables.len() as u64) as usize];
+        let mut bytes = std::fs::read(victim).unwrap();
+        let at = (rng.next() % bytes.len() as u64) as usize;
+        bytes[at] ^= 1 << (rng.next() % 8);
+        std::fs::write(victim, &bytes).unwrap();
+        for step in steps.iter().skip(110).take(60) {
+            live.notify(chain.step(*step).unwrap());
+        }
+        if live.wait_applied() {
+            // Every block applied: then what it serves is Bitcoin Core's set, or
+            // the damage shows when it is read.
+            let engine = live.shutdown().unwrap();
+            let store = engine.store().unwrap();
+            if store.for_each_utxo(|_, _| Ok(())).is_ok() {
+                assert_eq!(index_utxos(&store), oracle.utxos, "round {round}");
+                assert_eq!(engine.meta().unwrap().tip.height, 170, "round {round}");
+            }
+            applied += 1;
+        } else {
+            assert_eq!(status.snapshot().phase, SyncPhase::Failed, "round {round}");
+            stopped += 1;
+        }
+    }
+    eprintln!("index faults: the index thread over {total} flipped bits: {stopped} stopped with a failed status, {applied} applied every block");
+    assert!(stopped > 0, "some damage is met by the index thread");
+}

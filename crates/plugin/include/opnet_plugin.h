@@ -205,7 +205,8 @@ typedef struct opnet_progress {
 #define OPNET_PHASE_SCANNING 1u
 #define OPNET_PHASE_CATCHING_UP 2u
 #define OPNET_PHASE_LIVE 3u
-/* The plugin's index thread stopped on an internal error (its log says why). */
+/* The plugin's index thread stopped, on an internal error or a damaged index
+ * (its log says why). */
 #define OPNET_PHASE_FAILED 4u
 
 /* Required exports. */

@@ -16,6 +16,7 @@ use super::engine::{ChainEvent, Engine};
 use super::status::SyncPhase;
 use super::SyncError;
 use crate::chainstate::{Chainstate, ChainstateError};
+use crate::index::IndexError;
 use crate::source::ChainSource;
 
 /// Opens a chainstate snapshot; shared with the worker thread.
@@ -201,6 +202,10 @@ fn run(
     match engine.sync(source.as_ref(), &opener) {
         Ok(outcome) => tracing::info!(?outcome, "index synced"),
         Err(SyncError::Cancelled) => return Ok(engine),
+        Err(e) if is_damaged(&e) => {
+            give_up(&engine, &e);
+            return Ok(engine);
+        }
         Err(e) => {
             tracing::error!(error = %e, "initial sync failed; will retry on the next block");
             overflowed.store(true, Ordering::Relaxed);
@@ -253,6 +258,10 @@ fn run(
         match result {
             Ok(()) => {}
             Err(SyncError::Cancelled) => return Ok(engine),
+            Err(e) if is_damaged(&e) => {
+                give_up(&engine, &e);
+                return Ok(engine);
+            }
             Err(e) => {
                 tracing::error!(error = %e, "applying a chain event failed; will catch up on the next one");
                 overflowed.store(true, Ordering::Relaxed);
@@ -270,9 +279,22 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".into())
 }
 
-/// Re-syncs from the source after dropped events or a failure. Returns Err only
-/// when cancelled (the worker then ends); other errors are logged and retried on
-/// the next message.
+/// A damaged index (a table failing its checksum, a record that cannot be what was
+/// written) fails again at every retry: only a rebuild helps.
+fn is_damaged(e: &SyncError) -> bool {
+    matches!(e, SyncError::Index(IndexError::Corrupt(_)))
+}
+
+/// Stops following the chain on a damaged index, saying so in the log and the
+/// status (GET_SYNC_STATUS `failed`) instead of failing at every block.
+fn give_up(engine: &Engine, e: &SyncError) {
+    tracing::error!(error = %e, "the index is damaged and no longer follows the chain; rebuild it (delete the index directory, or start the plugin with -opnetreindex=1)");
+    engine.status().set_phase(SyncPhase::Failed);
+}
+
+/// Re-syncs from the source after dropped events or a failure. Returns Err when
+/// cancelled or when the index is damaged (the worker then ends); other errors
+/// are logged and retried on the next message.
 fn recover(
     engine: &mut Engine,
     source: &dyn ChainSource,
@@ -283,6 +305,10 @@ fn recover(
     match engine.sync(source, opener) {
         Ok(_) => Ok(()),
         Err(SyncError::Cancelled) => Err(SyncError::Cancelled),
+        Err(e) if is_damaged(&e) => {
+            give_up(engine, &e);
+            Err(e)
+        }
         Err(e) => {
             tracing::error!(error = %e, "catching up from the source failed; will retry");
             overflowed.store(true, Ordering::Relaxed);

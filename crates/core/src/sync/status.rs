@@ -14,7 +14,8 @@ pub enum SyncPhase {
     CatchingUp,
     /// At the source's tip, following new blocks.
     Live,
-    /// The engine's thread ended on a panic: nothing follows the chain any more.
+    /// The engine's thread ended, on a panic or a damaged index: nothing follows
+    /// the chain any more.
     Failed,
 }
 

@@ -259,8 +259,9 @@ pub enum SyncMode {
     Synced = 3,
     /// Needs a rebuild: a reorg deeper than the undo log.
     Stale = 4,
-    /// The index thread stopped on an internal error (a panic): the index stays at
-    /// its last committed block until the plugin is restarted.
+    /// The index thread stopped, on an internal error (a panic) or a damaged
+    /// index: the index stays at its last committed block until the plugin is
+    /// restarted, or the index rebuilt.
     Failed = 5,
 }
 
