@@ -78,6 +78,17 @@ fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     v
 }
 
+/// Flips one random bit of one of the first `among` of `tables`; returns the
+/// file and the byte offset.
+fn flip_a_bit(rng: &mut Rng, tables: &[PathBuf], among: usize) -> (PathBuf, usize) {
+    let victim = tables[(rng.next() % among as u64) as usize].clone();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let at = (rng.next() % bytes.len() as u64) as usize;
+    bytes[at] ^= 1 << (rng.next() % 8);
+    std::fs::write(&victim, &bytes).unwrap();
+    (victim, at)
+}
+
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -109,11 +120,7 @@ fn a_flipped_byte_in_a_table_is_an_error_or_harmless_never_wrong_data() {
     for round in 0..rounds(60) {
         let dir = tmp.path().join(format!("r{round}"));
         copy_tree(&good, &dir);
-        let victim = &files(&dir, "ldb")[(rng.next() % tables.len() as u64) as usize];
-        let mut bytes = std::fs::read(victim).unwrap();
-        let at = (rng.next() % bytes.len() as u64) as usize;
-        bytes[at] ^= 1 << (rng.next() % 8);
-        std::fs::write(victim, &bytes).unwrap();
+        let (victim, at) = flip_a_bit(&mut rng, &files(&dir, "ldb"), tables.len());
         tries += 1;
         let what = format!("round {round}: bit flipped in {} at {at}", victim.display());
         let opened = IndexStore::open(
@@ -350,11 +357,7 @@ fn point_reads_over_a_flipped_bit_are_an_error_or_right_never_a_missing_utxo() {
     for round in 0..rounds(20) {
         let dir = tmp.path().join(format!("p{round}"));
         copy_tree(&good, &dir);
-        let victim = &files(&dir, "ldb")[(rng.next() % tables.len() as u64) as usize];
-        let mut bytes = std::fs::read(victim).unwrap();
-        let at = (rng.next() % bytes.len() as u64) as usize;
-        bytes[at] ^= 1 << (rng.next() % 8);
-        std::fs::write(victim, &bytes).unwrap();
+        let (victim, at) = flip_a_bit(&mut rng, &files(&dir, "ldb"), tables.len());
         let Ok((store, _)) = IndexStore::open(
             &dir.join("index"),
             Network::Regtest,
@@ -402,11 +405,7 @@ fn blocks_written_over_a_flipped_bit_fail_or_end_right_never_wrong() {
         // in memory; the rest is read from the disk when needed).
         let mut engine = Engine::open(small_buffer(&dir, 32 << 10)).unwrap();
         let live = files(&dir, "ldb");
-        let victim = &live[(rng.next() % live.len() as u64) as usize];
-        let mut bytes = std::fs::read(victim).unwrap();
-        let at = (rng.next() % bytes.len() as u64) as usize;
-        bytes[at] ^= 1 << (rng.next() % 8);
-        std::fs::write(victim, &bytes).unwrap();
+        let (victim, at) = flip_a_bit(&mut rng, &live, live.len());
         let what = format!("round {round}: bit flipped in {} at {at}", victim.display());
         // The chain as the index left it, at block 110.
         let chain = ReplayChain::new(Network::Regtest, blocks.clone());
@@ -568,12 +567,8 @@ fn the_index_thread_stops_on_a_damaged_index_and_says_so() {
             live.wait_applied(),
             "round {round}: synced before the damage"
         );
-        let live_tables = files(&dir, "ldb");
-        let victim = &live_tables[(rng.next() % live_tables.len() as u64) as usize];
-        let mut bytes = std::fs::read(victim).unwrap();
-        let at = (rng.next() % bytes.len() as u64) as usize;
-        bytes[at] ^= 1 << (rng.next() % 8);
-        std::fs::write(victim, &bytes).unwrap();
+        let tables = files(&dir, "ldb");
+        flip_a_bit(&mut rng, &tables, tables.len());
         for step in steps.iter().skip(110).take(60) {
             live.notify(chain.step(*step).unwrap());
         }
