@@ -39,6 +39,11 @@ pub const ARGUMENTS: &[(&str, &str, &str)] = &[
     ("opnetmaxclients", "64", "simultaneous socket connections"),
     ("opnetmaxresults", "10000", "UTXOs per response page"),
     (
+        "opnetmaxscripthashes",
+        "100000",
+        "scripthashes one connection may watch (~95 bytes each)",
+    ),
+    (
         "opnetratelimit",
         "1000000",
         "requests per second per connection (0: none)",
@@ -163,6 +168,10 @@ impl PluginConfig {
             if let Some(v) = get("opnetmaxresults") {
                 s.max_results = number::<u32>("opnetmaxresults", &v)?.max(1);
             }
+            if let Some(v) = get("opnetmaxscripthashes") {
+                // The HELLO reply announces it as a u32.
+                s.max_scripthashes = number::<u32>("opnetmaxscripthashes", &v)? as usize;
+            }
             if let Some(v) = get("opnetratelimit") {
                 s.rate_limit = number("opnetratelimit", &v)?;
             }
@@ -241,6 +250,7 @@ mod tests {
         );
         assert_eq!(s.max_connections, 64);
         assert_eq!(s.max_results, 10_000);
+        assert_eq!(s.max_scripthashes, 100_000);
         assert_eq!(c.mempool_log_bytes, 64 << 20);
         assert_eq!(
             (c.block_queue, c.mempool_queue, c.debug),
@@ -258,6 +268,7 @@ mod tests {
             ("opnetreaders", "3"),
             ("opnetmaxclients", "5"),
             ("opnetmaxresults", "100"),
+            ("opnetmaxscripthashes", "500"),
             ("opnetratelimit", "0"),
             ("opneteventretention", "50"),
             ("opnetmempoolmb", "8"),
@@ -272,8 +283,13 @@ mod tests {
         let s = c.server.unwrap();
         assert_eq!(s.socket_path, PathBuf::from("/data/regtest/idx/s.sock"));
         assert_eq!(
-            (s.max_connections, s.max_results, s.rate_limit),
-            (5, 100, 0)
+            (
+                s.max_connections,
+                s.max_results,
+                s.rate_limit,
+                s.max_scripthashes
+            ),
+            (5, 100, 0, 500)
         );
         assert_eq!(c.mempool_log_bytes, 8 << 20);
         assert!(c.debug);
