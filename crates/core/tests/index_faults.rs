@@ -590,3 +590,46 @@ fn the_index_thread_stops_on_a_damaged_index_and_says_so() {
     eprintln!("index faults: the index thread over {total} flipped bits: {stopped} stopped with a failed status, {applied} applied every block");
     assert!(stopped > 0, "some damage is met by the index thread");
 }
+
+/// Damage found when its marker cannot be written (here the marker's name is
+/// taken by a directory; on a full disk the write fails the same way): CURRENT
+/// is moved aside instead, which needs no space, and the next open refuses the
+/// index all the same.
+#[test]
+fn damage_that_cannot_be_marked_moves_current_aside_and_is_still_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("good");
+    build(&good, 64 << 10);
+    let tables = files(&good, "ldb");
+    let mut rng = Rng(0xa51de);
+    let mut detected = None;
+    for round in 0..20 {
+        let dir = tmp.path().join(format!("m{round}"));
+        copy_tree(&good, &dir);
+        let index = dir.join("index");
+        let (store, _) =
+            IndexStore::open(&index, Network::Regtest, &StoreOptions::default()).unwrap();
+        std::fs::create_dir(index.join("DAMAGED")).unwrap();
+        let (victim, _) = flip_a_bit(&mut rng, &files(&dir, "ldb"), tables.len());
+        if store.for_each_utxo(|_, _| Ok(())).is_ok() {
+            continue;
+        }
+        drop(store);
+        assert!(index.join("CURRENT.damaged").exists(), "round {round}");
+        assert!(!index.join("CURRENT").exists(), "round {round}");
+        std::fs::remove_dir(index.join("DAMAGED")).unwrap();
+        let err = IndexStore::open(&index, Network::Regtest, &StoreOptions::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("was found damaged earlier (its CURRENT was moved to CURRENT.damaged"),
+            "round {round} ({}): {err}",
+            victim.display()
+        );
+        detected = Some(round);
+        break;
+    }
+    let round = detected.expect("a flipped bit was read in 20 rounds");
+    eprintln!("index faults: damage with its marker unwritable (round {round}): CURRENT moved aside, the reopen refused");
+}

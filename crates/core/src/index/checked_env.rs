@@ -24,6 +24,11 @@ use crate::leveldb::{CheckedTableFile, LdbError};
 /// Name of the marker a damaged index carries (LevelDB ignores foreign names).
 pub const DAMAGE_MARKER: &str = "DAMAGED";
 
+/// Where `CURRENT` is moved when the marker cannot be written (a full disk): a
+/// rename needs no free space, and without `CURRENT` the damaged version cannot
+/// be opened as it is.
+pub const CURRENT_ASIDE: &str = "CURRENT.damaged";
+
 /// Whether a table read of this index has failed, and the first failure.
 #[derive(Debug)]
 pub struct Damage {
@@ -36,6 +41,12 @@ impl Damage {
     /// The damage state of the index in `dir`, refusing one that was found damaged
     /// before (by this process or an earlier one).
     pub fn open(dir: &Path) -> Result<Arc<Damage>, IndexError> {
+        if dir.join(CURRENT_ASIDE).exists() {
+            return Err(IndexError::Corrupt(format!(
+                "{} was found damaged earlier (its CURRENT was moved to {CURRENT_ASIDE} because the damage could not be recorded), and what it serves can no longer be trusted",
+                dir.display()
+            )));
+        }
         let marker = dir.join(DAMAGE_MARKER);
         match std::fs::read_to_string(&marker) {
             Ok(what) => Err(IndexError::Corrupt(format!(
@@ -63,7 +74,12 @@ impl Damage {
         }
         tracing::error!(error = %what, "index table damaged: every read and write of the index now fails; delete the index directory to rebuild it");
         if let Err(e) = write_marker(&self.marker, &what) {
-            tracing::error!(marker = %self.marker.display(), error = %e, "could not record the index damage on disk");
+            tracing::error!(marker = %self.marker.display(), error = %e, "could not write the damage marker; moving CURRENT aside instead");
+            if let Some(dir) = self.marker.parent() {
+                if let Err(e) = std::fs::rename(dir.join("CURRENT"), dir.join(CURRENT_ASIDE)) {
+                    tracing::error!(dir = %dir.display(), error = %e, "could not record the index damage on disk: a restart would not know of it");
+                }
+            }
         }
         *first = Some(what);
     }
