@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 cargo check --locked -p opnet --no-default-features
 # The client alone (what the napi addon links): no LevelDB, no chain readers.
 cargo check --locked -p opnet --no-default-features --features client
+# A real, stock bitcoind for the follow-mode suite (crates/host/tests/bitcoind.rs):
+# built from the Bitcoin Core sources vendored in libbitcoinkernel-sys, cached
+# outside the clone (about 15 minutes the first time on 2 cores, then instant).
+OPNET_BITCOIND=$(./scripts/bitcoind.sh)
+export OPNET_BITCOIND
 # The loader's tests dlopen the real plugin, built next to the binaries.
 cargo build --locked --release -p opnet-plugin
 cargo test --workspace --release --locked

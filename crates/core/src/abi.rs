@@ -38,6 +38,16 @@ pub const LOG_TRACE: i32 = 5;
 pub const SPENT_UNDO: u32 = 1;
 pub const SPENT_REST: u32 = 2;
 
+/// `OPNET_REMOVED_*`: why a transaction left the mempool (Bitcoin Core's
+/// MemPoolRemovalReason).
+pub const REMOVED_UNKNOWN: u32 = 0;
+pub const REMOVED_BLOCK: u32 = 1;
+pub const REMOVED_REPLACED: u32 = 2;
+pub const REMOVED_CONFLICT: u32 = 3;
+pub const REMOVED_EXPIRY: u32 = 4;
+pub const REMOVED_SIZELIMIT: u32 = 5;
+pub const REMOVED_REORG: u32 = 6;
+
 pub const CHAIN_TXINDEX: u32 = 1 << 0;
 
 pub const PHASE_STARTING: u32 = 0;
@@ -148,6 +158,16 @@ pub struct PluginContext {
     >,
     pub get_transaction:
         Option<unsafe extern "C" fn(*mut c_void, *const u8, *mut Buffer, *mut Buffer) -> Status>,
+    /// Added after API 1's first fields: read only when `size` covers it
+    /// ([`PluginContext::MIN_SIZE`] is the size without it).
+    pub flush_chainstate: Option<unsafe extern "C" fn(*mut c_void, *mut Buffer) -> Status>,
+}
+
+impl PluginContext {
+    /// `OPNET_PLUGIN_CONTEXT_MIN_SIZE`: API 1's first context, up to
+    /// `get_transaction`. A host built against it is still served; the fields
+    /// after it then read as absent.
+    pub const MIN_SIZE: usize = std::mem::offset_of!(PluginContext, flush_chainstate);
 }
 
 /// `opnet_progress`.
@@ -171,6 +191,7 @@ const _: () = {
     assert!(std::mem::size_of::<Buffer>() == 32);
     assert!(std::mem::size_of::<PluginInfo>() == 32);
     assert!(std::mem::size_of::<ValidationCallbacks>() == 48);
-    assert!(std::mem::size_of::<PluginContext>() == 152);
+    assert!(std::mem::size_of::<PluginContext>() == 160);
+    assert!(PluginContext::MIN_SIZE == 152);
     assert!(std::mem::size_of::<Progress>() == 48);
 };

@@ -34,6 +34,19 @@ pub trait HostChain: ChainSource {
     /// A confirmed transaction in consensus serialization; `Unsupported` without a
     /// transaction index, `None` when unknown.
     fn transaction_bytes(&self, txid: &Txid) -> Result<Option<Vec<u8>>, SourceError>;
+    /// Whether [`HostChain::flush_chainstate`] can work: only a running node can
+    /// be asked to write its chainstate.
+    fn can_flush_chainstate(&self) -> bool {
+        false
+    }
+    /// Has the node write its chainstate to disk now (the ABI's
+    /// `flush_chainstate`), so a scan starts at the tip rather than where
+    /// bitcoind last happened to write it.
+    fn flush_chainstate(&self) -> Result<(), SourceError> {
+        Err(SourceError::Unsupported(
+            "this host has no running node to ask for its chainstate".into(),
+        ))
+    }
 }
 
 use bitcoin::consensus::serialize;

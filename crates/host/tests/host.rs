@@ -457,9 +457,10 @@ fn the_header_compiles_as_c_and_cpp() {
         &src,
         "#include \"opnet_plugin.h\"\n#include <stdio.h>\n#include <stddef.h>\n\
          int main(void) {\n\
-           printf(\"%zu %zu %zu %zu %zu %zu %zu\", sizeof(opnet_buffer), sizeof(struct PluginInfo),\n\
+           printf(\"%zu %zu %zu %zu %zu %zu %zu %zu %zu\", sizeof(opnet_buffer), sizeof(struct PluginInfo),\n\
              sizeof(opnet_validation_callbacks), sizeof(PluginContext), sizeof(opnet_progress),\n\
-             offsetof(PluginContext, get_transaction), offsetof(opnet_progress, target_height));\n\
+             offsetof(PluginContext, get_transaction), offsetof(opnet_progress, target_height),\n\
+             offsetof(PluginContext, flush_chainstate), (size_t)OPNET_PLUGIN_CONTEXT_MIN_SIZE);\n\
            return 0;\n\
          }\n",
     )
@@ -468,7 +469,7 @@ fn the_header_compiles_as_c_and_cpp() {
     use opnet::abi;
     use std::mem::{offset_of, size_of};
     let rust = format!(
-        "{} {} {} {} {} {} {}",
+        "{} {} {} {} {} {} {} {} {}",
         size_of::<abi::Buffer>(),
         size_of::<abi::PluginInfo>(),
         size_of::<abi::ValidationCallbacks>(),
@@ -476,6 +477,8 @@ fn the_header_compiles_as_c_and_cpp() {
         size_of::<abi::Progress>(),
         offset_of!(abi::PluginContext, get_transaction),
         offset_of!(abi::Progress, target_height),
+        offset_of!(abi::PluginContext, flush_chainstate),
+        abi::PluginContext::MIN_SIZE,
     );
     for (compiler, extra) in [
         ("cc", vec!["-std=c99", "-pedantic"]),

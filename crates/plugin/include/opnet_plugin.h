@@ -186,7 +186,25 @@ typedef struct PluginContext {
     /* A confirmed transaction; OPNET_ERR_UNSUPPORTED without OPNET_CHAIN_TXINDEX. */
     opnet_status (*get_transaction)(void *host, const uint8_t txid[32], opnet_buffer *tx,
                                     opnet_buffer *error);
+
+    /* ---- Added after API 1's first fields: present only when `size` covers
+     * them (a plugin reads them as NULL from a smaller context). ---- */
+
+    /* Has the node write its UTXO set to <datadir>/chainstate now, so the
+     * chainstate's best block is at (or next to) the tip, and returns once it is
+     * written. bitcoind otherwise writes it only every 50-70 minutes, when its
+     * cache is full and at shutdown, so a node started a minute ago may have none
+     * and a node with a large cache one far behind. A plugin calls it before
+     * scanning a snapshot of the chainstate (PLUGIN_CAP_CHAINSTATE_READ); never
+     * from a validation callback. OPNET_ERR_UNSUPPORTED when the host cannot
+     * (no running node), OPNET_ERR_UNAVAILABLE when the node refused or is
+     * unreachable. NULL when the host has no such function. */
+    opnet_status (*flush_chainstate)(void *host, opnet_buffer *error);
 } PluginContext;
+
+/* The size of API 1's first PluginContext (up to get_transaction): the smallest
+ * context a plugin accepts. */
+#define OPNET_PLUGIN_CONTEXT_MIN_SIZE (offsetof(PluginContext, get_transaction) + sizeof(void *))
 
 /* ---- What the plugin exports ----------------------------------------------- */
 /* Progress of a plugin's long work, for the loader's progress display. */

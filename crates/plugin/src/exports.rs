@@ -166,13 +166,10 @@ fn report_early(ctx: *mut PluginContext, message: &str) {
     if ctx.is_null() {
         return;
     }
-    // SAFETY: non-NULL context from the host; `size` is its first field.
-    let size = unsafe { (*ctx).size } as usize;
-    if size < std::mem::size_of::<PluginContext>() {
+    // SAFETY: non-NULL context from the host, `size` bytes long.
+    let Some(c) = (unsafe { crate::host::copy_context(ctx) }) else {
         return;
-    }
-    // SAFETY: the context is at least as large as our definition.
-    let c = unsafe { *ctx };
+    };
     if let Some(log) = c.log {
         let msg = std::ffi::CString::new(format!("opnet: {message}").replace('\0', " "))
             .unwrap_or_default();

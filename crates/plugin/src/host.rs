@@ -59,6 +59,30 @@ unsafe fn host_str(p: *const c_char) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Copies the host's context: the fields its `size` covers, the later ones
+/// (added after API 1's first context) left absent. `None` when the context is
+/// smaller than API 1's first one.
+///
+/// # Safety
+/// `ctx` is non-NULL and points to a context of at least `(*ctx).size` bytes.
+pub unsafe fn copy_context(ctx: *const PluginContext) -> Option<PluginContext> {
+    // SAFETY: `size` is the first field, readable in any context.
+    let size = unsafe { (*ctx).size } as usize;
+    if size < PluginContext::MIN_SIZE {
+        return None;
+    }
+    let mut out = std::mem::MaybeUninit::<PluginContext>::zeroed();
+    let len = size.min(std::mem::size_of::<PluginContext>());
+    // SAFETY: the host's context holds `size` readable bytes (we read at most
+    // that, and at most our struct's size); all-zero bytes are a valid
+    // PluginContext (NULL pointers, `None` functions), so the fields beyond a
+    // smaller context read as absent.
+    unsafe {
+        std::ptr::copy_nonoverlapping(ctx.cast::<u8>(), out.as_mut_ptr().cast::<u8>(), len);
+        Some(out.assume_init())
+    }
+}
+
 /// Takes the bytes out of a buffer the host filled, then releases it.
 fn take(buf: &mut Buffer) -> Vec<u8> {
     if buf.data.is_null() {
@@ -88,15 +112,14 @@ impl HostApi {
         // SAFETY: non-NULL and valid per the caller; `size` is the first field, so
         // reading it is sound even for a smaller (older) context.
         let size = unsafe { (*ctx).size } as usize;
-        if size < std::mem::size_of::<PluginContext>() {
-            return Err(ContextError(format!(
-                "the host's context is {size} bytes, this plugin needs {} (API {})",
-                std::mem::size_of::<PluginContext>(),
+        // SAFETY: non-NULL and valid per the caller.
+        let c = unsafe { copy_context(ctx) }.ok_or_else(|| {
+            ContextError(format!(
+                "the host's context is {size} bytes, this plugin needs at least {} (API {})",
+                PluginContext::MIN_SIZE,
                 abi::API_VERSION
-            )));
-        }
-        // SAFETY: the context is at least as large as our definition.
-        let c = unsafe { *ctx };
+            ))
+        })?;
         if c.api_version != abi::API_VERSION {
             return Err(ContextError(format!(
                 "the host implements plugin API {}, this plugin API {}",
@@ -189,6 +212,26 @@ impl HostApi {
         // SAFETY: valid host function; NULL default means "unset"; the returned
         // string is host-owned and valid until shutdown, copied at once.
         unsafe { host_str(get(self.ctx.host, name.as_ptr(), std::ptr::null())) }
+    }
+
+    /// Whether the host can have its node write the chainstate now.
+    pub fn can_flush_chainstate(&self) -> bool {
+        self.ctx.flush_chainstate.is_some()
+    }
+
+    /// Asks the host to have its node write its chainstate to disk (see the
+    /// header's `flush_chainstate`); returns once written.
+    pub fn flush_chainstate(&self) -> Result<(), SourceError> {
+        let _open = self.enter()?;
+        let f = self.ctx.flush_chainstate.ok_or_else(no_fn)?;
+        let mut err = Buffer::empty();
+        // SAFETY: valid host function; an error buffer that lives for the call.
+        let st = unsafe { f(self.ctx.host, &mut err) };
+        if st != abi::OK {
+            return Err(self.status_error(st, &mut err, "writing the node's chainstate"));
+        }
+        take(&mut err);
+        Ok(())
     }
 
     fn status_error(&self, status: Status, error: &mut Buffer, what: &str) -> SourceError {

@@ -14,5 +14,6 @@ mod host;
 mod logging;
 pub mod mempool_feed;
 mod runtime;
+mod scan_snapshot;
 
 pub use exports::{plugin_capabilities, plugin_info};

@@ -14,11 +14,10 @@ use bitcoin::hashes::Hash;
 use bitcoin::{Block, BlockHash};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use opnet::abi;
-use opnet::chainstate::{Chainstate, ChainstateError};
+use opnet::chainstate::ChainstateError;
 use opnet::index::{IndexError, IndexStore};
-use opnet::leveldb::LdbError;
 use opnet::server::{self, Node, ServerHandle};
-use opnet::snapshot::{self, SnapshotError, SnapshotKind};
+use opnet::snapshot;
 use opnet::source::ChainSource;
 use opnet::sync::live::SharedChainstateOpener;
 use opnet::sync::{ChainEvent, Engine, LiveSync, SyncError, SyncPhase, SyncStatus};
@@ -26,6 +25,7 @@ use opnet::sync::{ChainEvent, Engine, LiveSync, SyncError, SyncPhase, SyncStatus
 use crate::config::PluginConfig;
 use crate::host::{decode_spent, HostApi};
 use crate::mempool_feed::{MempoolFeed, Notification};
+use crate::scan_snapshot::{self, ScanSnapshot};
 
 /// Everything the plugin runs; lives in the context's `user_data`.
 pub struct Runtime {
@@ -39,17 +39,6 @@ pub struct Runtime {
     snapshot_dir: PathBuf,
     /// A barrier queued by a wait that timed out, reused by the next wait.
     pending_barrier: Mutex<Option<Receiver<()>>>,
-}
-
-fn snapshot_error(e: SnapshotError) -> ChainstateError {
-    match e {
-        SnapshotError::Chainstate(e) => e,
-        SnapshotError::Io { path, error } => ChainstateError::Db(LdbError::Io {
-            path,
-            offset: None,
-            source: error,
-        }),
-    }
 }
 
 impl Runtime {
@@ -86,20 +75,18 @@ impl Runtime {
             ),
             None => None,
         };
-        let snapshot_dir = opnet_dir.join("chainstate-snapshot");
-        let chainstate_dir = host.datadir.join("chainstate");
-        let snap = snapshot_dir.clone();
+        let snapshot_dir = scan_snapshot::snapshot_dir(&opnet_dir);
+        let scan = ScanSnapshot {
+            host: host.clone(),
+            chainstate_dir: host.datadir.join("chainstate"),
+            snapshot_dir: snapshot_dir.clone(),
+            cancel: engine.cancel_flag(),
+        };
         let opener: SharedChainstateOpener = Arc::new(move || {
             if !can_scan {
-                return Err(ChainstateError::NoBestBlock(chainstate_dir.clone()));
+                return Err(ChainstateError::NoBestBlock(scan.chainstate_dir.clone()));
             }
-            let (cs, kind) =
-                snapshot::open_snapshot(&chainstate_dir, &snap).map_err(snapshot_error)?;
-            if kind == SnapshotKind::Copied {
-                tracing::warn!(dir = %snap.display(), "hard links to the chainstate are impossible here (another filesystem?); scanning a full copy");
-            }
-            tracing::info!(best_block = %cs.best_block(), "scanning a snapshot of the chainstate");
-            Ok::<Chainstate, ChainstateError>(cs)
+            scan.open()
         });
         let status = engine.status();
         let live = LiveSync::start(engine, source, opener, config.block_queue)

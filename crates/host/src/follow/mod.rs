@@ -6,6 +6,7 @@
 
 pub mod follower;
 pub mod http;
+pub mod mempool;
 pub mod rpc;
 pub mod source;
 
@@ -17,6 +18,7 @@ use opnet::Network;
 
 pub use follower::{Follower, TipStep};
 pub use http::HttpError;
+pub use mempool::{BlockNews, MempoolChange, MempoolMirror};
 pub use rpc::{RpcAuth, RpcError};
 pub use source::FollowSource;
 

@@ -4,6 +4,7 @@
 
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use bitcoin::block::Header;
 use bitcoin::{Block, BlockHash, Transaction, Txid};
@@ -24,6 +25,9 @@ pub struct HeaderLink {
     /// `None` for the genesis block.
     pub prev: Option<BlockHash>,
 }
+
+/// How long bitcoind may take to write its chainstate when asked.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// The chain of a running bitcoind (`-rest` enabled), shared by the plugin's sync
 /// thread, its server and the [`Follower`](super::Follower).
@@ -134,6 +138,27 @@ impl FollowSource {
         })
     }
 
+    /// Has bitcoind write its UTXO set to `chainstate/` now, returning once it
+    /// is written. `gettxoutsetinfo` flushes before anything else
+    /// (`ForceFlushStateToDisk` in rpc/blockchain.cpp); asked for a block height
+    /// on a node without `-coinstatsindex`, it then refuses the height with
+    /// RPC_INVALID_PARAMETER instead of walking the whole UTXO set (minutes on
+    /// mainnet), and with the index it answers from the index. Either answer
+    /// means the chainstate was written. The wait is long: a node with a large,
+    /// dirty cache writes gigabytes.
+    pub fn flush_chainstate(&self) -> Result<(), FollowError> {
+        let params = [json!("none"), json!(0), json!(true)];
+        let mut conn = self.rpc.dedicated_connection();
+        match self
+            .rpc
+            .call_on(&mut conn, "gettxoutsetinfo", &params, FLUSH_TIMEOUT)
+        {
+            Ok(_) => Ok(()),
+            Err(FollowError::Rpc { error, .. }) if error.code == RPC_INVALID_PARAMETER => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Height and parent of a block, `None` if bitcoind does not know it.
     pub fn header_link(&self, hash: &BlockHash) -> Result<Option<HeaderLink>, FollowError> {
         let Some(v) = self.header_json(hash)? else {
@@ -235,9 +260,187 @@ impl FollowSource {
         Ok(Some((bytes, tx)))
     }
 
+    /// `getrawmempool false true`: every txid in the mempool and the mempool's
+    /// sequence number, read together under the mempool's lock.
+    pub fn mempool_txids(&self) -> Result<MempoolListing, FollowError> {
+        let v = self
+            .rpc
+            .call("getrawmempool", &[json!(false), json!(true)])?;
+        let sequence = v
+            .get("mempool_sequence")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| FollowError::Protocol("getrawmempool: no 'mempool_sequence'".into()))?;
+        let list = v
+            .get("txids")
+            .and_then(Value::as_array)
+            .ok_or_else(|| FollowError::Protocol("getrawmempool: no 'txids' array".into()))?;
+        let txids = list
+            .iter()
+            .map(|t| {
+                t.as_str()
+                    .and_then(|s| Txid::from_str(s).ok())
+                    .ok_or_else(|| FollowError::Protocol(format!("getrawmempool: not a txid: {t}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(MempoolListing { txids, sequence })
+    }
+
+    /// What `getmempoolinfo` says that changes with any change of the mempool
+    /// (count, bytes, memory use, fees): a cheap test for "nothing moved" before
+    /// listing every txid.
+    pub fn mempool_fingerprint(&self) -> Result<String, FollowError> {
+        let v = self.rpc.call("getmempoolinfo", &[])?;
+        let field = |k: &str| v.get(k).map(Value::to_string).unwrap_or_default();
+        Ok(format!(
+            "{}/{}/{}/{}/{}",
+            field("size"),
+            field("bytes"),
+            field("usage"),
+            field("total_fee"),
+            field("mempoolminfee")
+        ))
+    }
+
+    /// Whether the mempool is trimming by size: its minimum fee is above the
+    /// relay minimum only after evictions (`TrimToSize` raises it).
+    pub fn mempool_is_trimming(&self) -> Result<bool, FollowError> {
+        let v = self.rpc.call("getmempoolinfo", &[])?;
+        let sats = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_f64)
+                .map(|btc| (btc * 1e8).round() as i64)
+        };
+        Ok(matches!((sats("mempoolminfee"), sats("minrelaytxfee")), (Some(m), Some(r)) if m > r))
+    }
+
+    /// For each outpoint, the mempool transaction spending it, if any
+    /// (`gettxspendingprevout`, Bitcoin Core 24+).
+    pub fn mempool_spenders(&self, outpoints: &[bitcoin::OutPoint]) -> Result<Vec<Option<Txid>>, FollowError> {
+        let ask: Vec<Value> = outpoints
+            .iter()
+            .map(|o| json!({"txid": o.txid.to_string(), "vout": o.vout}))
+            .collect();
+        let v = self.rpc.call("gettxspendingprevout", &[Value::Array(ask)])?;
+        let list = v
+            .as_array()
+            .filter(|l| l.len() == outpoints.len())
+            .ok_or_else(|| FollowError::Protocol(format!("gettxspendingprevout: expected {} entries, got {v}", outpoints.len())))?;
+        Ok(list
+            .iter()
+            .map(|e| {
+                e.get("spendingtxid")
+                    .and_then(Value::as_str)
+                    .and_then(|s| Txid::from_str(s).ok())
+            })
+            .collect())
+    }
+
+    /// A mempool transaction's bytes (`GET /rest/tx/<txid>.bin`); `None` when it
+    /// is not in the mempool (any more) and not findable otherwise.
+    pub fn mempool_tx(&self, txid: &Txid) -> Result<Option<Vec<u8>>, SourceError> {
+        let path = format!("/rest/tx/{txid}.bin");
+        let resp = self.rpc.get(&path)?;
+        match resp.status {
+            200 => Ok(Some(resp.body)),
+            404 => Ok(None),
+            status => Err(SourceError::Unavailable(format!(
+                "GET {path} from bitcoind at {}: HTTP status {status}: {}",
+                self.url(),
+                excerpt(&resp.body)
+            ))),
+        }
+    }
+
+    /// The confirmed coins at `outpoints` from bitcoind's UTXO set (REST
+    /// `getutxos` without `checkmempool`, 15 outpoints a request, bitcoind's
+    /// limit), with the tip they were read at; `None` for a coin that is not
+    /// there (spent in a block, or never confirmed).
+    pub fn confirmed_coins(
+        &self,
+        outpoints: &[bitcoin::OutPoint],
+    ) -> Result<Vec<Option<(u32, bitcoin::TxOut)>>, SourceError> {
+        let mut out = Vec::with_capacity(outpoints.len());
+        for chunk in outpoints.chunks(MAX_GETUTXOS) {
+            let mut path = String::from("/rest/getutxos");
+            for o in chunk {
+                path.push_str(&format!("/{}-{}", o.txid, o.vout));
+            }
+            path.push_str(".bin");
+            let resp = self.rpc.get(&path)?;
+            if resp.status != 200 {
+                return Err(SourceError::Unavailable(format!(
+                    "GET {path} from bitcoind at {}: HTTP status {}: {}",
+                    self.url(),
+                    resp.status,
+                    excerpt(&resp.body)
+                )));
+            }
+            let coins = decode_getutxos(&resp.body, chunk.len()).map_err(|e| {
+                SourceError::Corrupt(format!("GET {path} from bitcoind at {}: {e}", self.url()))
+            })?;
+            out.extend(coins);
+        }
+        Ok(out)
+    }
+
     fn tx_index_cache(&self) -> MutexGuard<'_, Option<bool>> {
         self.tx_index.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// bitcoind's limit on outpoints per REST `getutxos` request.
+const MAX_GETUTXOS: usize = 15;
+
+/// `getrawmempool false true`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MempoolListing {
+    pub txids: Vec<Txid>,
+    /// Bitcoin Core's mempool sequence: it moves on every add and removal.
+    pub sequence: u64,
+}
+
+/// Decodes REST `getutxos` (BIP 64): int32 height, 32-byte tip hash, the hit
+/// bitmap (CompactSize length + bytes, bit i = outpoint i found), then the found
+/// coins (CompactSize count; each uint32 0, uint32 height, CTxOut) in order.
+pub fn decode_getutxos(
+    bytes: &[u8],
+    asked: usize,
+) -> Result<Vec<Option<(u32, bitcoin::TxOut)>>, String> {
+    use bitcoin::consensus::Decodable;
+    let mut r = bytes;
+    let skip = |n: usize, r: &mut &[u8]| -> Result<(), String> {
+        if r.len() < n {
+            return Err("truncated".into());
+        }
+        *r = &r[n..];
+        Ok(())
+    };
+    skip(4 + 32, &mut r)?;
+    let bitmap: Vec<u8> = Decodable::consensus_decode(&mut r).map_err(|e| format!("bitmap: {e}"))?;
+    if bitmap.len() != asked.div_ceil(8) {
+        return Err(format!("a bitmap of {} bytes for {asked} outpoints", bitmap.len()));
+    }
+    let hits: Vec<bool> = (0..asked).map(|i| bitmap[i / 8] & (1 << (i % 8)) != 0).collect();
+    let count = bitcoin::VarInt::consensus_decode(&mut r).map_err(|e| format!("coin count: {e}"))?.0;
+    let found = hits.iter().filter(|h| **h).count();
+    if count != found as u64 {
+        return Err(format!("{count} coins for {found} hits"));
+    }
+    let mut out = Vec::with_capacity(asked);
+    for hit in hits {
+        if !hit {
+            out.push(None);
+            continue;
+        }
+        skip(4, &mut r)?;
+        let height = u32::consensus_decode(&mut r).map_err(|e| format!("coin height: {e}"))?;
+        let txout = bitcoin::TxOut::consensus_decode(&mut r).map_err(|e| format!("coin: {e}"))?;
+        out.push(Some((height, txout)));
+    }
+    if !r.is_empty() {
+        return Err(format!("{} bytes after the coins", r.len()));
+    }
+    Ok(out)
 }
 
 /// An RPC error with `code` is an answer of "none", not a failure.

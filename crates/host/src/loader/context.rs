@@ -155,6 +155,10 @@ impl HostShared {
             get_block_spent: Some(host_get_block_spent),
             get_block_header: Some(host_get_block_header),
             get_transaction: Some(host_get_transaction),
+            flush_chainstate: self
+                .chain
+                .can_flush_chainstate()
+                .then_some(host_flush_chainstate as _),
         }));
         Context {
             ctx,
@@ -643,5 +647,19 @@ unsafe extern "C" fn host_get_transaction(
                 .transaction_bytes(&txid)?
                 .ok_or_else(|| SourceError::NotFound(format!("transaction {txid}")))
         })
+    })
+}
+
+unsafe extern "C" fn host_flush_chainstate(host: *mut c_void, error: *mut Buffer) -> Status {
+    guarded(abi::ERR_INTERNAL, || {
+        // SAFETY: the context's host pointer per the header.
+        let Some(h) = (unsafe { handle(host) }) else {
+            return abi::ERR_INVALID;
+        };
+        match h.shared.chain.flush_chainstate() {
+            Ok(()) => abi::OK,
+            // SAFETY: `error` is NULL or writable.
+            Err(e) => unsafe { fail(error, e) },
+        }
     })
 }

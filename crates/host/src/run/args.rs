@@ -11,7 +11,8 @@ use opnet::Network;
 pub const USAGE: &str =
     "usage: opnet-host --datadir DIR [--network main|test|testnet4|signet|regtest]
                   [--opnet-dir DIR2] [--plugin PATH]... [--once]
-                  [--follow URL (--rpc-cookie FILE | --rpc-user U --rpc-password P)]
+                  [--follow URL (--rpc-cookie FILE | --rpc-user U --rpc-password P)
+                   [--mempool-poll-ms N]]
                   [--replay CHAIN_JSON [--replay-steps N|all]]
                   [--watchdog-secs N] [--quiet] [-NAME=VALUE]...
 
@@ -20,7 +21,9 @@ none of those, the libopnet_core.so built alongside opnet-host) and feeds them a
 chain, strictly read-only:
   datadir mode (default)  the blocks, undo data and chainstate in DIR;
   --follow URL            a running bitcoind (-rest): new tips by RPC
-                          waitfornewblock, blocks and spent outputs by REST;
+                          waitfornewblock, blocks and spent outputs by REST,
+                          its mempool compared every --mempool-poll-ms (1000;
+                          0: no mempool);
   --replay CHAIN_JSON     a recorded chain stepped on command (stdin: step [N],
                           run, mempool [I|all], remove TXID [REASON], sync, tip,
                           quit); --datadir is optional, --opnet-dir then required.
@@ -29,6 +32,11 @@ bitcoind's top directory and --network it finds the subdirectory. --network
 defaults to the datadir's own chain. --opnet-dir keeps every file plugins write
 there (default DIR/opnet). --once syncs to the tip and exits 0. -NAME=VALUE are
 passed to plugins as bitcoind arguments (e.g. -opnetundodepth=50).";
+
+/// How often follow mode compares bitcoind's mempool with what was announced,
+/// by default: at most a second behind, and a round in which nothing moved
+/// costs one `getmempoolinfo`.
+pub const DEFAULT_MEMPOOL_POLL: Duration = Duration::from_secs(1);
 
 /// Where the chain comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +78,9 @@ pub struct HostArgs {
     pub once: bool,
     pub watchdog: Duration,
     pub quiet: bool,
+    /// Follow mode: how often bitcoind's mempool is compared with what was
+    /// announced; `None` follows no mempool.
+    pub mempool_poll: Option<Duration>,
     /// `-NAME=VALUE` arguments, without the dash.
     pub plugin_args: HashMap<String, String>,
 }
@@ -86,8 +97,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<HostArgs, String>
         once: false,
         watchdog: Duration::from_secs(10),
         quiet: false,
+        mempool_poll: Some(DEFAULT_MEMPOOL_POLL),
         plugin_args: HashMap::new(),
     };
+    let mut mempool_poll_given = false;
     let (mut follow, mut replay, mut steps) = (None, None, None);
     let (mut cookie, mut user, mut password) = (None, None, None);
     while let Some(flag) = it.next() {
@@ -120,6 +133,17 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<HostArgs, String>
                     )
                 });
             }
+            "--mempool-poll-ms" => {
+                let v = value("--mempool-poll-ms")?;
+                let ms: u64 = v
+                    .parse()
+                    .map_err(|_| format!("--mempool-poll-ms {v}: not a number of milliseconds"))?;
+                if ms > 3_600_000 {
+                    return Err(format!("--mempool-poll-ms {v}: at most 3600000 (an hour)"));
+                }
+                out.mempool_poll = (ms > 0).then(|| Duration::from_millis(ms));
+                mempool_poll_given = true;
+            }
             "--once" => out.once = true,
             "--quiet" => out.quiet = true,
             "--watchdog-secs" => {
@@ -142,6 +166,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<HostArgs, String>
     }
     if steps.is_some() && replay.is_none() {
         return Err("--replay-steps needs --replay".into());
+    }
+    if mempool_poll_given && follow.is_none() {
+        return Err("--mempool-poll-ms needs --follow".into());
     }
     if (user.is_some() || password.is_some() || cookie.is_some()) && follow.is_none() {
         return Err("RPC credentials need --follow".into());

@@ -155,7 +155,10 @@ fn run(args: HostArgs) -> Result<(), String> {
                 let dir = args.datadir.clone().ok_or("--datadir is required")?;
                 let (source, resolved) = follow_mode::connect(&dir, args.network, url, auth)?;
                 follow_source = Some(source.clone());
-                let caps = local_datadir(&dir, &resolved, &mut conf_dirs);
+                let mut caps = local_datadir(&dir, &resolved, &mut conf_dirs);
+                if args.mempool_poll.is_some() {
+                    caps |= abi::CAP_MEMPOOL_READ;
+                }
                 (source, absolute(&resolved), caps, None)
             }
         };
@@ -203,6 +206,8 @@ fn run(args: HostArgs) -> Result<(), String> {
                 Some(source) => Some(follow_mode::start(
                     source,
                     shared.clone(),
+                    loader.clone(),
+                    args.mempool_poll,
                     stop_follow.clone(),
                 )?),
                 None => None,
